@@ -1,0 +1,25 @@
+# The two commands a newcomer types: `make quickstart` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+QUICKSTART_OUT ?= quickstart
+QUICKSTART_ARGS ?=
+
+.PHONY: setup quickstart test test-all smoke lint
+
+setup:
+	@bash scripts/setup.sh
+
+quickstart: setup
+	$(VENV)/bin/twistlm quickstart --out $(QUICKSTART_OUT) $(QUICKSTART_ARGS)
+
+smoke: setup
+	$(VENV)/bin/twistlm quickstart --smoke --out $(QUICKSTART_OUT)-smoke
+
+test: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+test-all: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m ""
+
+lint:
+	$(VENV)/bin/ruff check twistlm tests benchmarks

@@ -1,0 +1,1 @@
+"""The SpeechLM: unit vocabularies, warm/cold start from text LMs, loading, scoring, generation."""
