@@ -1,0 +1,1 @@
+"""Unit shards on disk (Parquet) and their packing into training blocks."""
