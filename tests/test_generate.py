@@ -1,0 +1,261 @@
+"""Sampling: exact filters on crafted logits, cached == uncached, batched == one-by-one,
+offsets round-trip for every vocab convention, EOS handling, lengths."""
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from twistlm.lm.generate import (
+    apply_repetition_penalty,
+    filter_logits,
+    generate_units,
+    left_pad,
+    positions_from_mask,
+    sample_inverse_cdf,
+    sampling_mask,
+    top_k_filter,
+    top_p_filter,
+    twist_max_new_units,
+)
+from twistlm.lm.vocab import UnitVocab
+
+INF = math.inf
+
+
+@dataclass
+class _LM:  # the two attributes generate_units needs from a SpeechLM
+    model: nn.Module
+    vocab: UnitVocab
+
+
+def _llama(vocab_size, seed=0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def _opt(vocab_size, pad_id, seed=0):
+    from transformers import OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = OPTConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        ffn_dim=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+        word_embed_proj_dim=32,
+        pad_token_id=pad_id,
+    )
+    return OPTForCausalLM(cfg).eval()
+
+
+class _NextIdLM(nn.Module):
+    """Fake causal LM: after id x it puts all mass on id x + 1 (or on ``eos`` once the
+    sequence has ``eos_after`` real tokens). Greedy continuation of unit u is u+1, u+2, ...
+    only if the generator applies the vocab offset in and out correctly."""
+
+    def __init__(self, n_vocab, eos=None, eos_after=None):
+        super().__init__()
+        self.n_vocab, self.eos, self.eos_after = n_vocab, eos, eos_after
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.calls = []
+
+    def forward(self, input_ids, attention_mask, position_ids=None, cache=None, use_cache=False):
+        self.calls.append(input_ids.clone())
+        full = input_ids if cache is None else torch.cat([cache, input_ids], 1)
+        last = full[:, -1]
+        logits = torch.full((full.shape[0], 1, self.n_vocab), -10.0)
+        nxt = (last + 1).clamp(max=self.n_vocab - 1)
+        if self.eos is not None:
+            n_real = attention_mask.sum(-1)
+            nxt = torch.where(n_real >= self.eos_after, torch.full_like(nxt, self.eos), nxt)
+        logits[torch.arange(full.shape[0]), 0, nxt] = 10.0
+        return SimpleNamespace(logits=logits, cache=full if use_cache else None)
+
+
+# ---------------------------------------------------------------- pure filters
+def test_top_k_exact_with_ties():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 3.0, 0.0], [5.0, 4.0, 3.0, 2.0, 1.0]])
+    out = top_k_filter(logits, 2)
+    assert out.tolist() == [[-INF, 3.0, -INF, 3.0, -INF], [5.0, 4.0, -INF, -INF, -INF]]
+    out = top_k_filter(logits, 3)  # the tie at the 3rd place keeps both 3.0s and the 2.0
+    assert out[0].tolist() == [-INF, 3.0, 2.0, 3.0, -INF]
+    assert torch.equal(top_k_filter(logits, 99), logits)
+    assert top_k_filter(logits, None) is logits
+    with pytest.raises(ValueError):
+        top_k_filter(logits, 0)
+
+
+def test_top_p_exact_on_crafted_probs():
+    probs = torch.tensor([[0.15, 0.5, 0.05, 0.3]])
+    logits = probs.log()
+    # descending: 0.5 (before 0), 0.3 (before 0.5), 0.15 (before 0.8), 0.05 (before 0.95)
+    keep = lambda p: torch.isfinite(top_p_filter(logits, p))[0].tolist()  # noqa: E731
+    assert keep(0.5) == [False, True, False, False]
+    assert keep(0.51) == [False, True, False, True]
+    assert keep(0.8) == [False, True, False, True]
+    assert keep(0.81) == [True, True, False, True]
+    assert keep(0.96) == [True, True, True, True]
+    assert keep(0.01) == [False, True, False, False]  # the top id always survives
+    kept = top_p_filter(logits, 0.81)
+    assert torch.allclose(kept[0, [0, 1, 3]], logits[0, [0, 1, 3]])
+
+
+def test_top_p_matches_hf_warper():
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    torch.manual_seed(1)
+    logits = torch.randn(6, 40) * 3
+    for p in (0.3, 0.7, 0.9):
+        ours = torch.isfinite(top_p_filter(logits, p))
+        hf = torch.isfinite(TopPLogitsWarper(p)(torch.zeros(6, 1, dtype=torch.long), logits))
+        assert torch.equal(ours, hf)
+
+
+def test_repetition_penalty_exact():
+    logits = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
+    seen = torch.tensor([[True, True, False, False]])
+    assert apply_repetition_penalty(logits, seen, 2.0).tolist() == [[1.0, -4.0, 1.0, 0.5]]
+    assert apply_repetition_penalty(logits, seen, 1.0) is logits
+    with pytest.raises(ValueError):
+        apply_repetition_penalty(logits, seen, 0.0)
+
+
+def test_inverse_cdf_sampling_exact_and_skips_zero_prob():
+    logits = torch.tensor([0.2, 0.0, 0.5, 0.3]).log().expand(5, 4)
+    u = torch.tensor([0.1, 0.25, 0.69, 0.71, 1.0])
+    assert sample_inverse_cdf(logits, u).tolist() == [0, 2, 2, 3, 3]
+
+
+def test_filter_logits_masks_non_units_and_greedy():
+    vocab = UnitVocab.twistlm(4)  # ids 3..6 are units; the model has 2 extra text rows
+    allowed = sampling_mask(vocab, 9)
+    assert allowed.tolist() == [False, False, False, True, True, True, True, False, False]
+    logits = torch.tensor([[9.0, 9.0, 9.0, 1.0, 2.0, 0.0, -1.0, 9.0, 9.0]])
+    out = filter_logits(logits, allowed, temperature=0.5)
+    assert torch.isinf(out[0, ~allowed]).all()
+    assert torch.allclose(out[0, allowed], logits[0, allowed] / 0.5)
+    greedy = filter_logits(logits, allowed, temperature=0.0)
+    assert torch.isfinite(greedy[0]).tolist() == [False] * 4 + [True] + [False] * 4
+    with pytest.raises(ValueError, match="logits"):
+        sampling_mask(vocab, 6)
+    assert sampling_mask(vocab, 9, eos=2)[2]
+
+
+def test_twist_length_rule_and_padding_helpers():
+    assert [twist_max_new_units(n) for n in (0, 60, 100, 200, 300)] == [0, 120, 150, 50, 0]
+    ids, mask = left_pad([torch.tensor([5, 6, 7]), torch.tensor([8])], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert positions_from_mask(mask).tolist() == [[0, 1, 2], [0, 0, 0]]
+
+
+# ---------------------------------------------------------------- invariants on tiny models
+def _prompts(n_units):
+    g = torch.Generator().manual_seed(3)
+    return [torch.randint(0, n_units, (n,), generator=g) for n in (7, 3, 11, 5)]
+
+
+@pytest.mark.parametrize("kind", ["llama", "opt"])
+def test_cached_equals_uncached_and_batched_equals_single(kind):
+    if kind == "llama":
+        vocab = UnitVocab.twistlm(20)
+        lm = _LM(_llama(vocab.vocab_size + 5), vocab)  # 5 leftover "text" rows
+    else:
+        vocab = UnitVocab.twist(20, offset=4, pad_id=1, vocab_size=30)
+        lm = _LM(_opt(30, pad_id=1), vocab)
+    prompts = _prompts(20)
+    kw = dict(max_new_units=12, temperature=1.0, top_k=15, top_p=0.95, repetition_penalty=1.3)
+    cached = generate_units(lm, prompts, use_cache=True, batch_size=4, seed=5, **kw)
+    uncached = generate_units(lm, prompts, use_cache=False, batch_size=4, seed=5, **kw)
+    single = generate_units(lm, prompts, use_cache=True, batch_size=1, seed=5, **kw)
+    assert [c.tolist() for c in cached] == [u.tolist() for u in uncached]
+    assert [c.tolist() for c in cached] == [s.tolist() for s in single]
+    assert all(len(c) == 12 and int(c.min()) >= 0 and int(c.max()) < 20 for c in cached)
+    other = generate_units(lm, prompts, use_cache=True, batch_size=4, seed=6, **kw)
+    assert [c.tolist() for c in cached] != [o.tolist() for o in other]
+
+
+def test_left_padding_does_not_change_logits():
+    """The first sampled step sees the same distribution with or without left padding."""
+    vocab = UnitVocab.twistlm(20)
+    lm = _LM(_llama(vocab.vocab_size), vocab)
+    short, long_ = torch.tensor([4, 5, 6]), torch.arange(10)
+    ids, mask = left_pad([vocab.utterance_ids(long_), vocab.utterance_ids(short)], vocab.pad_id)
+    pos = positions_from_mask(mask)
+    batched = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[1, -1]
+    alone = lm.model(input_ids=vocab.utterance_ids(short)[None]).logits[0, -1]
+    assert torch.allclose(batched, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "vocab",
+    [
+        UnitVocab.twistlm(10),
+        UnitVocab.slamkit(10),
+        UnitVocab.twist(10, offset=7, pad_id=1, vocab_size=40),
+    ],
+    ids=["twistlm", "slamkit", "twist"],
+)
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_offsets_round_trip_every_convention(vocab, use_cache):
+    model = _NextIdLM(vocab.vocab_size)
+    lm = _LM(model, vocab)
+    out = generate_units(
+        lm, [torch.tensor([0, 2]), torch.tensor([4])], max_new_units=4, temperature=0.0,
+        use_cache=use_cache,
+    )  # fmt: skip
+    assert [o.tolist() for o in out] == [[3, 4, 5, 6], [5, 6, 7, 8]]
+    # the model saw the convention's ids: prefix + offset units, left-padded with pad_id
+    first = model.calls[0]
+    expect = vocab.prefix() + [u + vocab.offset for u in (0, 2)]
+    assert first[0].tolist() == expect
+    assert first[1].tolist()[-1] == 4 + vocab.offset
+    assert first[1].tolist()[0] == vocab.pad_id
+
+
+def test_unit_range_end_is_never_exceeded():
+    # after the last unit the fake LM prefers a text row; it must be masked out
+    vocab = UnitVocab.twist(10, offset=2, pad_id=0, vocab_size=30)
+    out = generate_units(_LM(_NextIdLM(30), vocab), [torch.tensor([8])], max_new_units=3,
+                         temperature=0.0)  # fmt: skip
+    assert out[0][0] == 9 and int(out[0].max()) < 10
+
+
+def test_eos_ends_sequence_only_when_enabled():
+    vocab = UnitVocab.twistlm(50)
+    lm = _LM(_NextIdLM(vocab.vocab_size, eos=vocab.eos_id, eos_after=6), vocab)
+    prompts = [torch.tensor([1, 2, 3]), torch.tensor([10])]  # BOS + units: 4 and 2 real tokens
+    stop = generate_units(lm, prompts, max_new_units=10, temperature=0.0, stop_at_eos=True)
+    assert [s.tolist() for s in stop] == [[4, 5], [11, 12, 13, 14]]
+    go_on = generate_units(lm, prompts, max_new_units=10, temperature=0.0)
+    assert [len(g) for g in go_on] == [10, 10]
+
+
+def test_length_options():
+    vocab = UnitVocab.twistlm(10)
+    lm = _LM(_NextIdLM(vocab.vocab_size), vocab)
+    p = [torch.zeros(4, dtype=torch.long)]
+    assert len(generate_units(lm, p, max_seconds=2.0, units_per_second=2.5)[0]) == 5
+    assert len(generate_units(lm, p)[0]) == twist_max_new_units(4) == 8
+    with pytest.raises(ValueError, match="not both"):
+        generate_units(lm, p, max_new_units=3, max_seconds=1.0, units_per_second=2)
+    with pytest.raises(ValueError, match="units_per_second"):
+        generate_units(lm, p, max_seconds=1.0)
+    with pytest.raises(ValueError, match="empty"):
+        generate_units(_LM(_NextIdLM(40), UnitVocab.twist(10, 2, 0, 40)), [torch.tensor([])])
