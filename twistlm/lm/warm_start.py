@@ -38,11 +38,11 @@ Init = Literal["random", "truncate", "mean", "small"]
 INITS = ("random", "truncate", "mean", "small")
 
 
-def _param_name(model: torch.nn.Module, param: torch.Tensor) -> str | None:
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if p is param:
-            return name
-    return None
+def _param_names(model: torch.nn.Module, param: torch.Tensor | None) -> list[str]:
+    """Every state-dict name under which ``param`` appears (several when tied)."""
+    if param is None:
+        return []
+    return [n for n, p in model.named_parameters(remove_duplicate=False) if p is param]
 
 
 def _new_rows(
@@ -129,14 +129,16 @@ def build_speech_lm(
     out = (
         model.get_output_embeddings().weight if model.get_output_embeddings() is not None else None
     )
-    emb_name = _param_name(model, emb)
-    out_name = _param_name(model, out) if out is not None else None
+    emb_names = _param_names(model, emb)
+    out_names = [n for n in _param_names(model, out) if n not in emb_names]
+    emb_name = emb_names[0]
+    out_name = out_names[0] if out_names else None
 
     if start == "warm":
         src_sd = text_lm.state_dict()
         new_sd = model.state_dict()
         for k in new_sd:
-            if k in (emb_name, out_name):
+            if k in emb_names or k in out_names:
                 continue
             if k not in src_sd:
                 raise RuntimeError(f"warm start: {k} missing from the text LM")
@@ -146,7 +148,8 @@ def build_speech_lm(
         gen = torch.Generator().manual_seed(seed)
         src_emb = text_lm.get_input_embeddings().weight
         rows = _new_rows(src_emb, vocab.vocab_size, init, init_scale, gen)
-        new_sd[emb_name] = rows.to(dtype)
+        for k in emb_names:
+            new_sd[k] = rows.to(dtype)
         if out_name is not None and not tied:
             if out_init == "zero":
                 new_sd[out_name] = torch.zeros_like(new_sd[out_name])
@@ -155,13 +158,14 @@ def build_speech_lm(
                 new_sd[out_name] = src_out.detach()[: vocab.vocab_size].clone().to(dtype)
             else:
                 new_sd[out_name] = rows.to(dtype).clone()
-        if out_name is not None and tied:
-            new_sd.pop(out_name, None)
+        if tied:
+            for k in out_names:
+                new_sd[k] = new_sd[emb_name]
         # Biases of an output layer (e.g. some GPT-NeoX variants) start at zero.
         for k in list(new_sd):
             if out_name and k == out_name.replace(".weight", ".bias"):
                 new_sd[k] = torch.zeros_like(new_sd[k])
-        model.load_state_dict(new_sd, strict=not tied)
+        model.load_state_dict(new_sd)
         model.tie_weights()
 
     meta = {
