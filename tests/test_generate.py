@@ -259,3 +259,16 @@ def test_length_options():
         generate_units(lm, p, max_seconds=1.0)
     with pytest.raises(ValueError, match="empty"):
         generate_units(_LM(_NextIdLM(40), UnitVocab.twist(10, 2, 0, 40)), [torch.tensor([])])
+
+
+def test_chunked_calls_with_indices_equal_one_call():
+    vocab = UnitVocab.twistlm(20)
+    lm = _LM(_llama(vocab.vocab_size), vocab)
+    prompts = _prompts(20)
+    whole = generate_units(lm, prompts, max_new_units=6, seed=2)
+    parts = generate_units(lm, prompts[:2], max_new_units=6, seed=2) + generate_units(
+        lm, prompts[2:], max_new_units=6, seed=2, indices=[2, 3]
+    )
+    assert [w.tolist() for w in whole] == [p.tolist() for p in parts]
+    with pytest.raises(ValueError, match="indices"):
+        generate_units(lm, prompts, indices=[0])

@@ -240,6 +240,7 @@ def generate_units(
     stop_at_eos: bool = False,
     autocast: bool = False,
     progress: bool = False,
+    indices: Sequence[int] | None = None,
 ) -> list[Tensor]:
     """Continue unit prompts with a SpeechLM. Returns the continuations only, as unit indices.
 
@@ -260,6 +261,8 @@ def generate_units(
             (ignored for conventions without EOS, e.g. TWIST). Off by default, as in TWIST.
         autocast: run the model under bf16 autocast (CPU with AMX, or CUDA).
         progress: show a progress bar over generation steps.
+        indices: RNG index of each prompt (default ``0..len(prompts)-1``), so a caller that
+            splits a prompt list into chunks gets the same samples as one call on the list.
 
     Returns:
         one (N_i,) LongTensor of unit indices per prompt, in prompt order, on the CPU.
@@ -279,6 +282,10 @@ def generate_units(
         max_seconds,
         units_per_second,
     )
+    if indices is None:
+        indices = range(len(prompt_ids))
+    elif len(indices) != len(prompt_ids):
+        raise ValueError(f"{len(indices)} indices for {len(prompt_ids)} prompts")
     device = next(model.parameters()).device
     eos = vocab.eos_id if (stop_at_eos and vocab.eos_id is not None) else None
     forward = _Forward(model)
@@ -304,7 +311,7 @@ def generate_units(
                     forward,
                     [prompt_ids[i] for i in idx],
                     [budgets[i] for i in idx],
-                    [prompt_generator(seed, i) for i in idx],
+                    [prompt_generator(seed, indices[i]) for i in idx],
                     vocab,
                     eos,
                     device,
