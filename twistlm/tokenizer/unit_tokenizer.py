@@ -1,0 +1,226 @@
+"""``UnitTokenizer`` = feature extractor + k-means centroids + dedup flag.
+
+Saved layout (``save_pretrained(dir)``)::
+
+    dir/tokenizer.json          how units are made (see ``info()``) + the extractor's config
+    dir/centroids.safetensors   (n_units, dim) float32
+    dir/encoder/                HF HubertModel truncated to ``layer`` (hubert features only)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from twistlm.audio import AudioError
+from twistlm.tokenizer.dedup import dedup as _dedup
+from twistlm.tokenizer.kmeans import assign, load_centroids, save_centroids
+
+FORMAT = "twistlm-unit-tokenizer"
+TOKENIZER_JSON = "tokenizer.json"
+CENTROIDS_FILE = "centroids.safetensors"
+ENCODER_DIR = "encoder"
+
+
+@dataclass
+class TokenizedUtterance:
+    """Units of one utterance.
+
+    Attributes:
+        units: (N,) int64 unit ids (deduplicated when the tokenizer dedups).
+        durations: (N,) int64 frames per unit (all ones without dedup).
+        frame_rate: frames per second of the underlying frames.
+    """
+
+    units: Tensor
+    durations: Tensor
+    frame_rate: float
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.durations.sum())
+
+    @property
+    def seconds(self) -> float:
+        """Duration covered by the frames (n_frames / frame_rate)."""
+        return self.n_frames / self.frame_rate
+
+
+class UnitTokenizer:
+    """Audio -> units. ``extractor`` follows :mod:`twistlm.tokenizer.features`."""
+
+    def __init__(self, extractor, centroids: Tensor, dedup: bool = True, name: str | None = None):
+        centroids = torch.as_tensor(centroids).float()
+        if centroids.ndim != 2 or centroids.shape[1] != extractor.dim:
+            raise ValueError(
+                f"centroids {tuple(centroids.shape)} do not fit {extractor.dim}-dim features"
+            )
+        self.extractor = extractor
+        self.centroids = centroids.contiguous()
+        self._c_sq = self.centroids.pow(2).sum(1)
+        self.dedup = bool(dedup)
+        self.name = name or f"{extractor.name}-km{centroids.shape[0]}"
+
+    # ---- properties ----
+    @property
+    def n_units(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.extractor.frame_rate)
+
+    @property
+    def hop(self) -> int:
+        return int(self.extractor.hop)
+
+    # ---- encoding ----
+    def frame_units(self, wav: Tensor | np.ndarray) -> Tensor:
+        """(T,) 16 kHz waveform -> (n_frames,) frame units (no dedup)."""
+        feats = self.extractor(torch.as_tensor(np.asarray(wav), dtype=torch.float32).reshape(-1))
+        return self._assign(feats)
+
+    def encode(self, wav: Tensor | np.ndarray) -> TokenizedUtterance:
+        """(T,) 16 kHz mono float waveform -> units, durations, frame rate."""
+        wav = torch.as_tensor(np.asarray(wav), dtype=torch.float32).reshape(-1)
+        if self.extractor.n_frames(wav.numel()) == 0:
+            raise AudioError(self._too_short(wav.numel()))
+        return self._finish(self.frame_units(wav))
+
+    def encode_file(
+        self, path: str | Path, max_in_memory_seconds: float = 60.0
+    ) -> TokenizedUtterance:
+        """Decode, downmix, resample and tokenize a file; long files in bounded-memory chunks."""
+        from twistlm.tokenizer.stream import AudioSource
+
+        with AudioSource.open(path, max_in_memory_seconds=max_in_memory_seconds) as src:
+            return self.encode_source(src)
+
+    def encode_source(self, source) -> TokenizedUtterance:
+        """Tokenize an :class:`~twistlm.tokenizer.stream.AudioSource` chunk by chunk."""
+        if self.extractor.n_frames(source.n_samples) == 0:
+            raise AudioError(self._too_short(source.n_samples))
+        parts = [self._assign(f) for f in self.extractor.features_stream(source)]
+        return self._finish(torch.cat(parts))
+
+    def _assign(self, feats: Tensor) -> Tensor:
+        return assign(
+            feats, self.centroids.to(feats.device), c_sq=self._c_sq.to(feats.device)
+        ).cpu()
+
+    def _finish(self, frames: Tensor) -> TokenizedUtterance:
+        if self.dedup:
+            units, durations = _dedup(frames)
+        else:
+            units, durations = frames, torch.ones_like(frames)
+        return TokenizedUtterance(units, durations, self.frame_rate)
+
+    def _too_short(self, n_samples: int) -> str:
+        return (
+            f"audio is too short for one {self.frame_rate:g} Hz frame: {n_samples} samples "
+            f"({n_samples / 16000 * 1000:.0f} ms)"
+        )
+
+    # ---- metadata and files ----
+    def info(self) -> dict[str, Any]:
+        """What a unit dataset needs to know about its units (stored as tokenizer.json)."""
+        return {
+            "name": self.name,
+            "features": self.extractor.name,
+            "layer": getattr(self.extractor, "layer", None),
+            "frame_rate": self.frame_rate,
+            "hop": self.hop,
+            "n_units": self.n_units,
+            "dedup": self.dedup,
+        }
+
+    def save_pretrained(self, path: str | Path) -> None:
+        from twistlm.io import write_json
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.extractor.name == "hubert":
+            self.extractor.save(path / ENCODER_DIR)
+        save_centroids(path / CENTROIDS_FILE, self.centroids, {"name": self.name})
+        cfg = dict(self.extractor.config())
+        cfg.pop("source", None)
+        write_json(
+            path / TOKENIZER_JSON,
+            {"format": FORMAT, "version": 1, **self.info(), "feature_config": cfg},
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, fast: bool | None = None, device: str | None = None, **kw: Any
+    ) -> UnitTokenizer:
+        """Load a saved tokenizer dir, or a released preset by name (see :mod:`twistlm.loaders`).
+
+        ``fast`` / ``device`` override the HuBERT extractor's precision and device.
+        """
+        from twistlm.io import read_json
+        from twistlm.tokenizer.features import build_extractor
+
+        p = Path(path)
+        if not (p / TOKENIZER_JSON).is_file():
+            from twistlm import loaders
+
+            if str(path) in loaders.TOKENIZER_PRESETS:
+                return loaders.load_tokenizer_preset(str(path), fast=fast, device=device, **kw)
+            raise FileNotFoundError(
+                f"{path}: not a tokenizer dir (no {TOKENIZER_JSON}) and not a preset "
+                f"({', '.join(sorted(loaders.TOKENIZER_PRESETS))})"
+            )
+        meta = read_json(p / TOKENIZER_JSON)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{p / TOKENIZER_JSON}: not a {FORMAT} file")
+        cfg = dict(meta.get("feature_config", {}))
+        if meta["features"] == "hubert":
+            cfg["model"] = p / ENCODER_DIR
+            if fast is not None:
+                cfg["fast"] = fast
+            if device is not None:
+                cfg["device"] = device
+        extractor = build_extractor(meta["features"], **cfg)
+        centroids, _ = load_centroids(p / CENTROIDS_FILE)
+        tok = cls(extractor, centroids, dedup=meta.get("dedup", True), name=meta.get("name"))
+        if abs(tok.frame_rate - float(meta["frame_rate"])) > 1e-6 or tok.hop != int(meta["hop"]):
+            raise ValueError(
+                f"{p}: extractor gives {tok.frame_rate} Hz / hop {tok.hop}, metadata says "
+                f"{meta['frame_rate']} Hz / hop {meta['hop']}"
+            )
+        return tok
+
+
+def build_offline_tokenizer(
+    wavs: list[str | Path],
+    n_units: int = 200,
+    features: str = "logmel",
+    frame_rate: float = 25.0,
+    norm: str = "utterance",
+    max_frames: int = 200_000,
+    n_iter: int = 50,
+    seed: int = 0,
+    dedup: bool = True,
+    errors=None,
+    progress: bool = True,
+    **feature_kw: Any,
+) -> UnitTokenizer:
+    """Fit the offline default tokenizer (spectral features + k-means) on ``wavs``.
+
+    Features of all files are sampled into at most ``max_frames`` frames (reservoir sampling),
+    k-means runs with faiss, and the result is a ready :class:`UnitTokenizer` (not yet saved).
+    """
+    from twistlm.tokenizer.features import build_extractor
+    from twistlm.tokenizer.kmeans import fit_kmeans, sample_frames
+
+    extractor = build_extractor(features, frame_rate=frame_rate, norm=norm, **feature_kw)
+    frames = sample_frames(extractor, wavs, max_frames, seed=seed, errors=errors, progress=progress)
+    centroids = fit_kmeans(frames, n_units, n_iter=n_iter, seed=seed)
+    return UnitTokenizer(
+        extractor, centroids, dedup=dedup, name=f"{features}{frame_rate:g}hz-km{n_units}"
+    )
