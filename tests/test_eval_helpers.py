@@ -1,0 +1,170 @@
+"""Tiny stand-ins shared by the eval tests (no test functions here).
+
+- ``FrameTokenizer``: a deterministic "speech tokenizer": audio made by :func:`units_wav` holds
+  one constant-amplitude frame of ``FRAME`` samples per unit, and it decodes back exactly.
+- ``pattern_lm``: a tiny Llama whose weights make it a bigram model that strongly prefers the
+  cycle 0 -> 1 -> ... -> K-1 -> 0 (and unit 0 after BOS).
+- ``random_lm``: a tiny random Llama with real attention (for exactness invariants).
+- writers for sSC folders and sLM21 lexical/syntactic folders with gold.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from twistlm.audio import write_wav
+from twistlm.lm.model import SpeechLM
+from twistlm.lm.vocab import UnitVocab
+
+K = 8  # units
+FRAME = 400  # samples per unit frame (25 ms)
+
+
+def units_wav(units) -> np.ndarray:
+    """(len(units) * FRAME,) float32: unit u -> FRAME samples at amplitude (u + 1) / (2K)."""
+    return np.repeat((np.asarray(units, dtype=np.float32) + 1) / (2 * K), FRAME).astype(np.float32)
+
+
+class FrameTokenizer:
+    """Inverse of :func:`units_wav`; counts encode calls (to prove the cache works)."""
+
+    n_units = K
+
+    def __init__(self, name: str = "frame-test"):
+        self.name = name
+        self.calls = 0
+
+    def encode(self, wav):
+        self.calls += 1
+        x = torch.as_tensor(np.asarray(wav, dtype=np.float32))
+        x = x[: len(x) // FRAME * FRAME].reshape(-1, FRAME).mean(1)
+        u = (x * 2 * K).round().long() - 1
+        return SimpleNamespace(units=u, durations=torch.ones_like(u), frame_rate=16000 / FRAME)
+
+    def info(self) -> dict:
+        return {"name": self.name, "n_units": K, "frame": FRAME}
+
+
+def tiny_config(vocab_size: int, hidden: int = 32, layers: int = 2, heads: int = 4) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+
+
+def random_lm(seed: int = 0, n_units: int = K) -> SpeechLM:
+    torch.manual_seed(seed)
+    vocab = UnitVocab.twistlm(n_units)
+    model = LlamaForCausalLM(tiny_config(vocab.vocab_size)).eval()
+    with torch.no_grad():  # larger weights than HF's 0.02 init, so scores differ clearly
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.3)
+    return SpeechLM(model, vocab, {"init": "random test"})
+
+
+def pattern_lm(strength: float = 10.0) -> SpeechLM:
+    """Bigram Llama preferring unit (u + 1) % K after u, and unit 0 after BOS.
+
+    Every layer's output projections are zero, so the residual stream at position t is the
+    embedding of token t: one-hot rows -> RMSNorm -> lm_head rows that point at the successor.
+    """
+    vocab = UnitVocab.twistlm(K)
+    V = vocab.vocab_size
+    H = 12  # >= V, one head of dim 12
+    model = LlamaForCausalLM(tiny_config(V, hidden=H, layers=1, heads=1)).eval()
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = torch.zeros(V, H)
+        emb[torch.arange(V), torch.arange(V)] = 1.0
+        model.model.embed_tokens.weight.copy_(emb)
+        model.model.norm.weight.fill_(1.0)
+        head = torch.zeros(V, H)
+        for u in range(K):
+            head[vocab.offset + (u + 1) % K, vocab.offset + u] = strength
+        head[vocab.offset, vocab.bos_id] = strength
+        model.lm_head.weight.copy_(head)
+    return SpeechLM(model, vocab, {"init": "pattern test"})
+
+
+def cycle(start: int, n: int) -> list[int]:
+    return [(start + i) % K for i in range(n)]
+
+
+def write_storycloze(root: Path, pairs: list[tuple[list[int], list[int]]]) -> Path:
+    """sSC/tSC folder: {i}_correct.wav / {i}_incorrect.wav."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, (pos, neg) in enumerate(pairs):
+        write_wav(root / f"{i}_correct.wav", units_wav(pos))
+        write_wav(root / f"{i}_incorrect.wav", units_wav(neg))
+    return root
+
+
+def write_lexical(root: Path, items: list[dict]) -> Path:
+    """sLM21 lexical folder. items: id, voice, frequency, word_units, nonword_units."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for it in items:
+        for correct, units in ((1, it["word_units"]), (0, it["nonword_units"])):
+            name = f"{it['id']}_{it['voice']}_{correct}"
+            write_wav(root / f"{name}.wav", units_wav(units))
+            rows.append(
+                {
+                    "filename": name,
+                    "voice": it["voice"],
+                    "frequency": it["frequency"],
+                    "word": f"w{it['id']}" if correct else f"nw{it['id']}",
+                    "phones": "",
+                    "id": it["id"],
+                    "length": len(units),
+                    "correct": correct,
+                }
+            )
+    with (root / "gold.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+def write_syntactic(root: Path, items: list[dict]) -> Path:
+    """sLM21 syntactic folder. items: id, voice, type, subtype, pos_units, neg_units."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for it in items:
+        for correct, units in ((1, it["pos_units"]), (0, it["neg_units"])):
+            name = f"s{it['type']}{it['subtype']}{it['id']}_{it['voice']}_{correct}"
+            write_wav(root / f"{name}.wav", units_wav(units))
+            rows.append(
+                {
+                    "filename": name,
+                    "voice": it["voice"],
+                    "type": it["type"],
+                    "subtype": it["subtype"],
+                    "id": it["id"],
+                    "transcription": " ".join(map(str, units)),
+                    "correct": correct,
+                }
+            )
+    with (root / "gold.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root

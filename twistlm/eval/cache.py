@@ -1,0 +1,147 @@
+"""On-disk cache of benchmark units, so a second `twistlm eval` run does not re-tokenize.
+
+Layout: ``CACHE_ROOT/<tokenizer fingerprint>/`` holds ``tokenizer.json`` (the tokenizer's
+``info()`` and fingerprint) and unit shards in the ``twistlm.data.shards`` Parquet format
+(``id`` = utterance cache key). Shards are appended atomically every ``flush_every`` new
+utterances, so an interrupted run keeps what it tokenized and a rerun resumes.
+
+- The *tokenizer fingerprint* hashes the tokenizer's ``info()`` and, when its directory is
+  known, the bytes of its small files (centroids, config) and the names and sizes of its large
+  ones (encoder weights), so two tokenizers with the same settings but different centroids
+  never share units.
+- The *utterance key* hashes the benchmark's utterance key with the audio's identity: absolute
+  path, size and modification time for files, the bytes' SHA-1 for in-memory audio (parquet
+  re-packagings). Editing a wav therefore re-tokenizes it; copying a benchmark elsewhere does too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from twistlm.data.shards import SCHEMA, TOKENIZER_INFO, shard_name, write_shard
+
+SMALL_FILE_BYTES = 64 << 20  # files up to this size are hashed by content
+
+
+def default_cache_root() -> Path:
+    """``$TWISTLM_CACHE/units``, else ``$XDG_CACHE_HOME/twistlm/units`` (``~/.cache``)."""
+    if os.environ.get("TWISTLM_CACHE"):
+        return Path(os.environ["TWISTLM_CACHE"]) / "units"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "twistlm" / "units"
+
+
+def tokenizer_fingerprint(info: dict[str, Any], directory: str | Path | None = None) -> str:
+    """Hex SHA-256 of a tokenizer's settings and (if given) the files of its directory."""
+    h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
+    if directory is not None and Path(directory).is_dir():
+        for p in sorted(Path(directory).rglob("*")):
+            if not p.is_file():
+                continue
+            h.update(str(p.relative_to(directory)).encode())
+            size = p.stat().st_size
+            h.update(str(size).encode())
+            if size <= SMALL_FILE_BYTES:
+                h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def utterance_key(key: str, path: str | None, data: bytes | None) -> str:
+    """Cache key of one utterance (see the module docstring)."""
+    if data is not None:
+        ident = ["bytes", hashlib.sha1(data).hexdigest()]
+    elif path is not None:
+        p = Path(path).resolve()
+        try:
+            st = p.stat()
+            ident = ["file", str(p), st.st_size, st.st_mtime_ns]
+        except OSError:
+            ident = ["file", str(p), -1, -1]  # missing: loading will fail and not be cached
+    else:
+        ident = ["none"]
+    return hashlib.sha1(json.dumps([key, *ident]).encode()).hexdigest()
+
+
+class UnitCache:
+    """Units of utterances tokenized by one tokenizer, persisted under ``root/<fingerprint>``.
+
+    >>> cache = UnitCache(root, fingerprint, tokenizer.info())
+    >>> cache.get(k)            # LongTensor (N,) or None
+    >>> cache.put(k, units, durations, seconds); cache.flush()
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        fingerprint: str,
+        info: dict[str, Any] | None = None,
+        flush_every: int = 512,
+    ):
+        self.dir = Path(root) / fingerprint[:32]
+        self.fingerprint = fingerprint
+        self.flush_every = flush_every
+        self._units: dict[str, Tensor] = {}
+        self._pending: list[dict[str, Any]] = []
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta_path = self.dir / TOKENIZER_INFO
+        if not meta_path.exists():
+            from twistlm.io import write_json
+
+            write_json(meta_path, {"fingerprint": fingerprint, "info": info or {}})
+        self._load()
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.dir.glob("shard-*.parquet"))
+
+    def _load(self) -> None:
+        import pyarrow.parquet as pq
+
+        for f in self._shards():
+            try:
+                table = pq.read_table(f, schema=SCHEMA, columns=["id", "units"])
+            except Exception:  # a foreign or damaged file: ignore it, its utterances re-tokenize
+                continue
+            ids = table.column("id").to_pylist()
+            units = table.column("units").to_pylist()
+            for k, u in zip(ids, units, strict=True):
+                self._units[k] = torch.tensor(u, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self._units)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._units
+
+    def get(self, key: str) -> Tensor | None:
+        return self._units.get(key)
+
+    def put(self, key: str, units: Tensor, durations: Tensor | None, seconds: float) -> None:
+        units = torch.as_tensor(units, dtype=torch.long).reshape(-1)
+        durs = (
+            torch.ones_like(units)
+            if durations is None
+            else torch.as_tensor(durations, dtype=torch.long).reshape(-1)
+        )
+        self._units[key] = units
+        self._pending.append(
+            {"id": key, "units": units.tolist(), "durations": durs.tolist(), "seconds": seconds}
+        )
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending utterances as one new shard (atomic)."""
+        if not self._pending:
+            return
+        existing = self._shards()
+        index = 1 + max((int(f.stem.split("-")[-1]) for f in existing), default=-1)
+        # rank field = pid, so two concurrent runs sharing a cache never pick the same name
+        write_shard(self.dir / shard_name(os.getpid() % 100_000, index), self._pending)
+        self._pending = []

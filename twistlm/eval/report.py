@@ -1,0 +1,260 @@
+"""Outputs of `twistlm eval`: results.json, a Markdown table with published reference rows,
+ZeroSpeech-style submission files, per-pair scores and a bar plot.
+
+Files written into ``out_dir`` (all atomically):
+
+- ``results.json``: :meth:`EvalResult.to_dict` (schema ``twistlm.eval.results/1``; accuracies
+  are fractions in [0, 1]).
+- ``results.md``: headline table (ours under both rules, the text topline, published rows),
+  then per-benchmark breakdowns (sWUGGY frequency bands, sBLIMP types).
+- ``submission/{lexical,syntactic,ssc,tsc}.txt``: ``<file-stem> <score>`` per utterance, the
+  ZeroSpeech 2021 submission line format (score = log-likelihood under the headline rule,
+  higher = more likely).
+- ``pairs/<benchmark>.jsonl``: one line per scored pair (scores, counts, outcome, meta).
+- ``results.png``: bar plot of accuracies with 95 % intervals, published numbers and chance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from twistlm.io import atomic_path, atomic_write_text, write_json
+
+BENCHMARK_ORDER = ("swuggy", "sblimp", "ssc", "tsc")
+BENCHMARK_TITLES = {"swuggy": "sWUGGY", "sblimp": "sBLIMP", "ssc": "sSC", "tsc": "tSC"}
+SUBMISSION_FILES = {
+    "swuggy": "lexical.txt",
+    "sblimp": "syntactic.txt",
+    "ssc": "ssc.txt",
+    "tsc": "tsc.txt",
+}
+
+# Published accuracies (%) from the TWIST paper (Hassid et al. 2023), as collected in
+# DESIGN.md section 3: sBLIMP / sSC / tSC. sWUGGY is left blank (not in our reference list).
+PUBLISHED: dict[str, dict[str, float]] = {
+    "TWIST-1.3B": {"sblimp": 57.0, "ssc": 52.4, "tsc": 70.6},
+    "TWIST-7B": {"sblimp": 59.0, "ssc": 55.3, "tsc": 74.1},
+    "TWIST-13B": {"sblimp": 59.2, "ssc": 55.4, "tsc": 76.4},
+    "GSLM": {"sblimp": 54.2, "ssc": 53.3, "tsc": 66.6},
+}
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def _cell(entry: dict[str, Any] | None, rule: str) -> str:
+    """'61.2 (58.0–64.3)' from a results.json accuracy entry."""
+    if not entry:
+        return "–"
+    acc = entry["accuracy" if rule == "mean" else "accuracy_sum"]
+    lo, hi = entry["ci95" if rule == "mean" else "ci95_sum"]
+    if acc is None:
+        return "–"
+    return f"{_pct(acc)} ({_pct(lo)}–{_pct(hi)})"
+
+
+def _row(name: str, benches: dict[str, Any], rule: str) -> str:
+    sw = benches.get("swuggy")
+    cells = [
+        _cell(sw, rule),
+        _cell(sw["extra"].get("in_vocab") if sw else None, rule),
+        *(_cell(benches.get(k), rule) for k in ("sblimp", "ssc", "tsc")),
+    ]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """The Markdown report of a results.json dict."""
+    rule = results["score_rule"]
+    other = "sum" if rule == "mean" else "mean"
+    benches = results["benchmarks"]
+    model = results.get("model") or {}
+    lines = [
+        "# twistlm eval",
+        "",
+        f"Model: `{model.get('path')}` ({model.get('architecture')}, "
+        f"{(model.get('n_params') or 0) / 1e6:.1f}M params, {model.get('convention')} ids, "
+        f"{model.get('n_units')} units). Headline score: **{rule}** log-likelihood "
+        f"({'per unit, length-normalized' if rule == 'mean' else 'summed over units'}); "
+        "a tie counts 0.5. Accuracy in %, 95 % interval in brackets "
+        f"({results.get('ci_method')}; over per-id means for sWUGGY/sBLIMP, over pairs for sSC/tSC).",
+        "",
+        "| model | sWUGGY all | sWUGGY in-vocab | sBLIMP | sSC | tSC |",
+        "|---|---|---|---|---|---|",
+        _row(f"ours ({rule})", benches, rule),
+        _row(f"ours ({other})", benches, other),
+    ]
+    top = results.get("topline")
+    if top and top.get("benchmarks"):
+        lines.append(_row(f"text topline: {top['text_lm']} ({rule})", top["benchmarks"], rule))
+    for name, ref in PUBLISHED.items():
+        cells = ["–", "–"] + [
+            f"{ref[k]:.1f}" if k in ref else "–" for k in ("sblimp", "ssc", "tsc")
+        ]
+        lines.append(f"| {name} (published) | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Published rows: TWIST paper (Hassid et al. 2023), sBLIMP / sSC / tSC. "
+        "Numbers are comparable only on the same benchmark data.",
+        "",
+        "| benchmark | pairs scored | pairs failed | units | mean NLL (pos / neg) |",
+        "|---|---|---|---|---|",
+    ]
+    for k in BENCHMARK_ORDER:
+        if k in benches:
+            b = benches[k]
+            nll = (
+                f"{b['mean_nll_positive']:.3f} / {b['mean_nll_negative']:.3f}"
+                if b["mean_nll_positive"] is not None
+                else "–"
+            )
+            lines.append(
+                f"| {BENCHMARK_TITLES[k]} | {b['n_pairs']} | {b['n_failed']} | "
+                f"{b['n']} {b['unit']} | {nll} |"
+            )
+    for k in BENCHMARK_ORDER:
+        b = benches.get(k)
+        if not b:
+            continue
+        for name, groups in b["breakdowns"].items():
+            if not groups:
+                continue
+            lines += [
+                "",
+                f"### {BENCHMARK_TITLES[k]} by {name}",
+                "",
+                f"| {name} | n | accuracy ({rule}) | accuracy ({other}) |",
+                "|---|---|---|---|",
+            ]
+            for g, e in groups.items():
+                lines.append(f"| {g} | {e['n']} | {_cell(e, rule)} | {_cell(e, other)} |")
+    gen = results.get("generation")
+    if gen:
+        lines += ["", "### Generation", "", "```", json.dumps(gen, indent=2, default=str), "```"]
+    if results.get("errors"):
+        lines += ["", f"{len(results['errors'])} input(s) failed: see errors.jsonl."]
+    return "\n".join(lines) + "\n"
+
+
+def _stem(ref) -> str:
+    return Path(ref.path).stem if ref.path else ref.key
+
+
+def submission_lines(bench, rule: str) -> list[str]:
+    """``<file-stem> <score>`` for every distinct utterance of a BenchmarkResult."""
+    pos, neg = bench.scores(rule)
+    seen: dict[str, float] = {}
+    for p, sp, sn in zip(bench.pairs, pos, neg, strict=True):
+        seen.setdefault(_stem(p.positive), float(sp))
+        seen.setdefault(_stem(p.negative), float(sn))
+    return [f"{stem} {score!r}" for stem, score in seen.items()]
+
+
+def write_submission(result, out_dir: str | Path) -> list[Path]:
+    """Write ``submission/<lexical|syntactic|ssc|tsc>.txt``; returns the files written."""
+    written = []
+    for kind, bench in result.benchmarks.items():
+        path = Path(out_dir) / "submission" / SUBMISSION_FILES[kind]
+        atomic_write_text(path, "\n".join(submission_lines(bench, result.score_rule)) + "\n")
+        written.append(path)
+    return written
+
+
+def write_pairs(result, out_dir: str | Path) -> None:
+    for prefix, group in (("", result.benchmarks), ("topline-", result.topline)):
+        for kind, b in group.items():
+            pm, nm = b.scores("mean")
+            om, os_ = b.outcomes("mean"), b.outcomes("sum")
+            lines = []
+            for i, p in enumerate(b.pairs):
+                lines.append(
+                    json.dumps(
+                        {
+                            "pair_id": p.pair_id,
+                            "positive": p.positive.key,
+                            "negative": p.negative.key,
+                            "pos_mean": pm[i],
+                            "neg_mean": nm[i],
+                            "pos_sum": b.pos_sum[i],
+                            "neg_sum": b.neg_sum[i],
+                            "pos_n": int(b.pos_n[i]),
+                            "neg_n": int(b.neg_n[i]),
+                            "outcome_mean": om[i],
+                            "outcome_sum": os_[i],
+                            "meta": p.meta,
+                        },
+                        default=str,
+                    )
+                )
+            atomic_write_text(
+                Path(out_dir) / "pairs" / f"{prefix}{kind}.jsonl", "\n".join(lines) + "\n"
+            )
+
+
+def plot_results(results: dict[str, Any], path: str | Path) -> None:
+    """Bar plot: ours (headline rule, 95 % CI), text topline, published rows, chance line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rule = results["score_rule"]
+    key_acc, key_ci = ("accuracy", "ci95") if rule == "mean" else ("accuracy_sum", "ci95_sum")
+    kinds = [k for k in BENCHMARK_ORDER if k in results["benchmarks"]]
+    top = (results.get("topline") or {}).get("benchmarks") or {}
+    series = [("ours", results["benchmarks"])] + ([("text topline", top)] if top else [])
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(kinds), 3.6))
+    width = 0.8 / len(series)
+    for s, (label, benches) in enumerate(series):
+        xs, ys, errs = [], [], [[], []]
+        for i, k in enumerate(kinds):
+            e = benches.get(k)
+            if not e or e[key_acc] is None:
+                continue
+            acc, (lo, hi) = 100 * e[key_acc], e[key_ci]
+            xs.append(i - 0.4 + width * (s + 0.5))
+            ys.append(acc)
+            errs[0].append(acc - 100 * lo)
+            errs[1].append(100 * hi - acc)
+        ax.bar(xs, ys, width, yerr=errs, capsize=3, label=f"{label} ({rule})")
+    markers = "os^D"
+    for j, (name, ref) in enumerate(PUBLISHED.items()):
+        pts = [(i, ref[k]) for i, k in enumerate(kinds) if k in ref]
+        if pts:
+            ax.scatter(
+                *zip(*pts, strict=True),
+                marker=markers[j % 4],
+                color="k",
+                s=18,
+                zorder=3,
+                label=f"{name} (published)",
+                alpha=0.3 + 0.7 * (j + 1) / len(PUBLISHED),
+            )
+    ax.axhline(50, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(range(len(kinds)), [BENCHMARK_TITLES[k] for k in kinds])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(result, out_dir: str | Path, plot: bool = True) -> dict[str, Path]:
+    """Write every output of an EvalResult into ``out_dir``; returns {name: path}."""
+    out = Path(out_dir)
+    d = result.to_dict()
+    paths = {"results": out / "results.json", "table": out / "results.md"}
+    write_json(paths["results"], d)
+    atomic_write_text(paths["table"], markdown_report(d))
+    write_submission(result, out)
+    write_pairs(result, out)
+    if plot and result.benchmarks:
+        paths["plot"] = out / "results.png"
+        plot_results(d, paths["plot"])
+    return paths
