@@ -1,0 +1,312 @@
+"""SpeechLM: warm/cold start, GGUF loading, save/load, scoring, TWIST/SlamKit checkpoint layouts."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import (
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
+)
+
+from twistlm.lm.model import SpeechLM, detect_convention
+from twistlm.lm.scoring import UtteranceScore, score_units, score_units_reference
+from twistlm.lm.vocab import UnitVocab
+from twistlm.lm.warm_start import build_speech_lm
+
+
+def tiny_llama(tie=False, vocab=64, layers=3):
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=tie,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def tiny_opt(vocab=64):
+    cfg = OPTConfig(
+        vocab_size=vocab,
+        hidden_size=16,
+        ffn_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        word_embed_proj_dim=16,
+        max_position_embeddings=128,
+        pad_token_id=1,
+    )
+    return OPTForCausalLM(cfg).eval()
+
+
+def tiny_gpt2(vocab=64):
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=vocab, n_embd=16, n_layer=2, n_head=2, n_positions=128)
+    ).eval()
+
+
+SOURCES = {
+    "llama": tiny_llama,
+    "llama-tied": lambda: tiny_llama(tie=True),
+    "opt": tiny_opt,
+    "gpt2": tiny_gpt2,
+}
+
+
+def _emb_names(model):
+    emb = model.get_input_embeddings().weight
+    out = model.get_output_embeddings().weight
+    return {n for n, p in model.named_parameters(remove_duplicate=False) if p is emb or p is out}
+
+
+@pytest.mark.parametrize("arch", sorted(SOURCES))
+@pytest.mark.parametrize("init", ["random", "truncate", "mean", "small"])
+def test_warm_start_copies_every_body_weight(arch, init):
+    src = SOURCES[arch]()
+    lm = build_speech_lm(src, n_units=20, init=init)
+    assert lm.vocab == UnitVocab.twistlm(20)
+    assert lm.model.get_input_embeddings().weight.shape[0] == 23
+    assert lm.model.get_output_embeddings().weight.shape[0] == 23
+    assert (
+        lm.model.config.pad_token_id,
+        lm.model.config.bos_token_id,
+        lm.model.config.eos_token_id,
+    ) == (0, 1, 2)
+    src_sd, new_sd = src.state_dict(), lm.model.state_dict()
+    skip = _emb_names(lm.model)
+    body = [k for k in new_sd if k not in skip]
+    assert len(body) > 5
+    for k in body:
+        assert torch.equal(new_sd[k], src_sd[k]), k
+    emb = lm.model.get_input_embeddings().weight
+    src_emb = src.get_input_embeddings().weight
+    if init == "truncate":
+        assert torch.equal(emb, src_emb[:23])
+    elif init == "mean":
+        assert torch.allclose(
+            emb.mean(0), src_emb.mean(0), atol=0.1 * float(src_emb.detach().std())
+        )
+    tied = lm.model.get_output_embeddings().weight is emb
+    assert tied == bool(src.config.tie_word_embeddings) == lm.meta["tied"]
+
+
+def test_cold_start_same_architecture_different_weights():
+    src = tiny_llama()
+    cold = build_speech_lm(src, n_units=20, start="cold", seed=1)
+    assert type(cold.model) is type(src)
+    assert cold.model.config.num_hidden_layers == src.config.num_hidden_layers
+    w_src = src.model.layers[0].self_attn.q_proj.weight
+    w_cold = cold.model.model.layers[0].self_attn.q_proj.weight
+    assert w_src.shape == w_cold.shape and not torch.equal(w_src, w_cold)
+    assert cold.meta["start"] == "cold"
+    # same seed, same model
+    again = build_speech_lm(src, n_units=20, start="cold", seed=1)
+    assert torch.equal(again.model.model.layers[0].self_attn.q_proj.weight, w_cold)
+
+
+def test_layer_truncation_recorded():
+    src = tiny_llama(layers=3)
+    lm = build_speech_lm(src, n_units=10, n_layers=2)
+    assert len(lm.model.model.layers) == 2
+    assert (
+        lm.meta["n_layers"] == 2 and lm.meta["source_layers"] == 3 and lm.meta["layers_truncated"]
+    )
+    assert torch.equal(
+        lm.model.model.layers[1].mlp.up_proj.weight, src.model.layers[1].mlp.up_proj.weight
+    )
+    with pytest.raises(ValueError, match="n_layers"):
+        build_speech_lm(src, n_units=10, n_layers=4)
+
+
+def test_untied_zero_output_starts_uniform():
+    lm = build_speech_lm(tiny_llama(tie=True), n_units=20, init="small", tie=False, out_init="zero")
+    assert not lm.model.get_output_embeddings().weight.any()
+    s = score_units(lm, [torch.arange(10)])[0]
+    assert s.mean_logprob == pytest.approx(-np.log(23), abs=1e-5)
+
+
+def test_save_load_roundtrip_plain_hf(tmp_path):
+    lm = build_speech_lm(
+        tiny_llama(), n_units=12, init="mean", tokenizer_info={"name": "t", "n_units": 12}
+    )
+    lm.save_pretrained(tmp_path / "m")
+    assert detect_convention(tmp_path / "m") == "twistlm"
+    back = SpeechLM.from_pretrained(tmp_path / "m")
+    assert back.vocab == lm.vocab and back.meta["tokenizer"]["name"] == "t"
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "m")  # plain HF dir
+    ids = torch.tensor([[1, 5, 7, 3, 14]])
+    with torch.no_grad():
+        ref = lm.model(ids).logits
+        assert torch.allclose(back.model(ids).logits, ref, atol=1e-6)
+        assert torch.allclose(hf(ids).logits, ref, atol=1e-6)
+
+
+def test_batched_scoring_equals_one_by_one():
+    lm = build_speech_lm(tiny_llama(), n_units=30, init="random")
+    g = torch.Generator().manual_seed(0)
+    units = [torch.randint(0, 30, (n,), generator=g) for n in [7, 1, 0, 40, 13, 13, 25, 2]]
+    batched = score_units(lm, units, batch_size=3)
+    ref = score_units_reference(lm, units)
+    for b, r, u in zip(batched, ref, units, strict=True):
+        assert b.n_tokens == r.n_tokens == u.numel()
+        assert b.sum_logprob == pytest.approx(r.sum_logprob, abs=1e-4)
+    # exact value of one utterance, computed by hand
+    ids = torch.tensor([1] + (units[0] + 3).tolist())
+    with torch.no_grad():
+        lp = lm.model(ids[None]).logits[0, :-1].log_softmax(-1)
+    assert batched[0].sum_logprob == pytest.approx(
+        float(lp.gather(1, ids[1:, None]).sum()), abs=1e-5
+    )
+    assert UtteranceScore(-6.0, 3).mean_logprob == -2.0
+    assert np.isnan(batched[2].mean_logprob)
+
+
+def test_scoring_rejects_too_long():
+    lm = build_speech_lm(tiny_llama(), n_units=30)
+    with pytest.raises(ValueError, match="positions"):
+        score_units(lm, [torch.zeros(200, dtype=torch.long)])
+
+
+def _manual_sum_logprob(model, ids, first_scored):
+    with torch.no_grad():
+        lp = model(torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
+    tgt = torch.tensor(ids[1:])
+    return float(lp.gather(1, tgt[:, None])[first_scored - 1 :].sum())
+
+
+def test_twist_checkpoint_layout(tmp_path):
+    # TWIST-350M/1.3B are OPT dirs: config.offset shifts units, pad_token_id pads, no BOS/EOS.
+    n_units, offset = 20, 4
+    model = tiny_opt(vocab=n_units + offset)
+    model.config.offset = offset
+    model.save_pretrained(tmp_path / "twist")
+    cfg = json.loads((tmp_path / "twist" / "config.json").read_text())
+    assert cfg["offset"] == 4 and cfg["pad_token_id"] == 1
+    lm = SpeechLM.from_pretrained(tmp_path / "twist")
+    assert lm.vocab.convention == "twist" and lm.vocab.offset == 4 and lm.vocab.bos_id is None
+    assert lm.vocab.n_units == n_units and lm.vocab.pad_id == 1
+    units = [torch.tensor([3, 0, 19, 7, 7, 2]), torch.tensor([5, 9])]
+    scores = score_units(lm, units, batch_size=2)
+    for u, s in zip(units, scores, strict=True):
+        ids = (u + offset).tolist()
+        assert s.n_tokens == u.numel() - 1
+        assert s.sum_logprob == pytest.approx(_manual_sum_logprob(model, ids, 1), abs=1e-4)
+    # our model holding the same weights, with the same id layout, scores the same
+    ours = SpeechLM(model, UnitVocab(n_units, offset, 1, None, None, n_units + offset))
+    assert [s.sum_logprob for s in score_units(ours, units)] == pytest.approx(
+        [s.sum_logprob for s in scores], abs=1e-5
+    )
+
+
+@pytest.mark.parametrize("make", [tiny_llama, lambda: tiny_llama(tie=True)])
+def test_slamkit_checkpoint_layout(tmp_path, make):
+    # SlamKit UnitLM: config of UnitLMConfig (base_config dict), weights under `lm.`, pad 0, <S> 1.
+    n_units = 20
+    model = make()
+    lm_body = LlamaForCausalLM(
+        LlamaConfig(**{**model.config.to_dict(), "vocab_size": n_units + 2})
+    ).eval()
+    d = tmp_path / "slam"
+    d.mkdir()
+    base = lm_body.config.to_dict()
+    cfg = {
+        "architectures": ["UnitLM"],
+        "model_type": "speech_language_model",
+        "base_model_name": "Qwen/Qwen2.5-0.5B",
+        "base_config": base,
+        "vocab_size": n_units + 2,
+        "twist_init": True,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 1,
+    }
+    (d / "config.json").write_text(json.dumps(cfg))
+    sd = {f"lm.{k}": v.contiguous() for k, v in lm_body.state_dict().items()}
+    if lm_body.config.tie_word_embeddings:
+        sd.pop("lm.lm_head.weight")
+    save_file(sd, str(d / "model.safetensors"))
+    lm = SpeechLM.from_pretrained(d)
+    assert lm.vocab == UnitVocab.slamkit(n_units)
+    units = [torch.tensor([3, 0, 19, 7]), torch.tensor([5])]
+    scores = score_units(lm, units)
+    for u, s in zip(units, scores, strict=True):
+        ids = [1] + (u + 2).tolist()
+        assert s.n_tokens == u.numel()
+        assert s.sum_logprob == pytest.approx(_manual_sum_logprob(lm_body, ids, 1), abs=1e-4)
+
+
+def _permute_llamacpp(w, n_head):
+    # llama.cpp convert_hf_to_gguf.py LlamaModel.permute (transformers undoes it when loading).
+    return (
+        w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
+
+
+def test_gguf_tiny_llama_loads_like_smollm2(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from twistlm.lm.textlm import load_text_lm
+
+    src = tiny_llama(tie=True, vocab=32, layers=2)
+    c = src.config
+    path = tmp_path / "tiny.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
+    w.add_vocab_size(c.vocab_size)
+    sd = {k: v.detach().numpy().astype(np.float32) for k, v in src.state_dict().items()}
+    w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+    names = {
+        "input_layernorm": "attn_norm",
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "post_attention_layernorm": "ffn_norm",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
+    }
+    for i in range(c.num_hidden_layers):
+        for hf, gg in names.items():
+            t = sd[f"model.layers.{i}.{hf}.weight"]
+            if gg == "attn_q":
+                t = _permute_llamacpp(t, c.num_attention_heads)
+            elif gg == "attn_k":
+                t = _permute_llamacpp(t, c.num_key_value_heads)
+            w.add_tensor(f"blk.{i}.{gg}.weight", np.ascontiguousarray(t))
+    w.add_tensor("output_norm.weight", sd["model.norm.weight"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    model, tok = load_text_lm(path, tokenizer=False)
+    assert tok is None and type(model) is LlamaForCausalLM
+    assert "quantization_config" not in model.config.to_dict()
+    ids = torch.tensor([[1, 5, 9, 30, 2]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, src(ids).logits, atol=1e-5)
+    model.save_pretrained(tmp_path / "plain")  # a GGUF-loaded model could not do this
+    lm = build_speech_lm(path, n_units=10, init="mean")  # the same path SmolLM2 takes
+    assert torch.equal(
+        lm.model.model.layers[1].mlp.down_proj.weight, src.model.layers[1].mlp.down_proj.weight
+    )
