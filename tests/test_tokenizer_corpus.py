@@ -96,9 +96,10 @@ def test_resume_equals_uninterrupted_and_ranks_split(tmp_path, tok):
     assert second.shards_skipped == 2 and second.shards_written == full.shards_written - 2
     assert read_table(out).equals(read_table(tmp_path / "full"))
     assert second.files == full.files and second.units == full.units
-    errs = lambda d: sorted(
-        e["path"] for e in map(json.loads, (d / "errors.jsonl").read_text().splitlines())
-    )  # noqa: E731
+
+    def errs(d):
+        return sorted(json.loads(x)["path"] for x in (d / "errors.jsonl").read_text().splitlines())
+
     assert errs(out) == errs(tmp_path / "full")
     # two ranks writing into one folder give the same dataset
     ranks = tmp_path / "ranks"
