@@ -27,8 +27,13 @@ FRAME = 400  # samples per unit frame (25 ms)
 
 
 def units_wav(units) -> np.ndarray:
-    """(len(units) * FRAME,) float32: unit u -> FRAME samples at amplitude (u + 1) / (2K)."""
-    return np.repeat((np.asarray(units, dtype=np.float32) + 1) / (2 * K), FRAME).astype(np.float32)
+    """(len(units) * FRAME,) float32: unit u -> one frame at DC level (u + 1) / (2K) plus a tone
+    of 5 (u + 1) whole periods per frame (zero mean over the frame, so the DC level decodes
+    exactly, and a real spectral tokenizer sees unit-dependent pitch)."""
+    u = np.asarray(units, dtype=np.float32)
+    n = np.arange(FRAME, dtype=np.float32)
+    tone = 0.2 * np.sin(2 * np.pi * (5 * (u[:, None] + 1)) * n[None] / FRAME)
+    return ((u[:, None] + 1) / (2 * K) + tone).reshape(-1).astype(np.float32)
 
 
 class FrameTokenizer:

@@ -46,6 +46,11 @@ def _pct(x: float | None) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
+def _count(n: int | None) -> str:
+    n = n or 0
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
 def _cell(entry: dict[str, Any] | None, rule: str) -> str:
     """'61.2 (58.0–64.3)' from a results.json accuracy entry."""
     if not entry:
@@ -77,7 +82,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "# twistlm eval",
         "",
         f"Model: `{model.get('path')}` ({model.get('architecture')}, "
-        f"{(model.get('n_params') or 0) / 1e6:.1f}M params, {model.get('convention')} ids, "
+        f"{_count(model.get('n_params'))} params, {model.get('convention')} ids, "
         f"{model.get('n_units')} units). Headline score: **{rule}** log-likelihood "
         f"({'per unit, length-normalized' if rule == 'mean' else 'summed over units'}); "
         "a tie counts 0.5. Accuracy in %, 95 % interval in brackets "
@@ -207,8 +212,9 @@ def plot_results(results: dict[str, Any], path: str | Path) -> None:
     kinds = [k for k in BENCHMARK_ORDER if k in results["benchmarks"]]
     top = (results.get("topline") or {}).get("benchmarks") or {}
     series = [("ours", results["benchmarks"])] + ([("text topline", top)] if top else [])
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(kinds), 3.6))
-    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(3.2 + 1.5 * len(kinds), 3.6))
+    # each benchmark spans [i - 0.4, i + 0.4]: bars on the left 0.55, published points after
+    width = 0.55 / len(series)
     for s, (label, benches) in enumerate(series):
         xs, ys, errs = [], [], [[], []]
         for i, k in enumerate(kinds):
@@ -222,23 +228,22 @@ def plot_results(results: dict[str, Any], path: str | Path) -> None:
             errs[1].append(100 * hi - acc)
         ax.bar(xs, ys, width, yerr=errs, capsize=3, label=f"{label} ({rule})")
     markers = "os^D"
+    step = 0.25 / max(1, len(PUBLISHED) - 1)
     for j, (name, ref) in enumerate(PUBLISHED.items()):
-        pts = [(i, ref[k]) for i, k in enumerate(kinds) if k in ref]
+        pts = [(i + 0.15 + j * step, ref[k]) for i, k in enumerate(kinds) if k in ref]
         if pts:
             ax.scatter(
                 *zip(*pts, strict=True),
                 marker=markers[j % 4],
-                color="k",
-                s=18,
+                s=22,
                 zorder=3,
                 label=f"{name} (published)",
-                alpha=0.3 + 0.7 * (j + 1) / len(PUBLISHED),
             )
     ax.axhline(50, color="grey", ls="--", lw=1, label="chance")
     ax.set_xticks(range(len(kinds)), [BENCHMARK_TITLES[k] for k in kinds])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -1,0 +1,143 @@
+"""`twistlm eval` end to end on tiny models: a real (spectral) UnitTokenizer named by the model's
+meta, sLM21 lexical/syntactic folders and a sSC folder; every output file; a bad wav is logged
+and the job goes on."""
+
+import json
+
+import pytest
+import torch
+from test_eval_helpers import (
+    K,
+    cycle,
+    pattern_lm,
+    random_lm,
+    write_lexical,
+    write_storycloze,
+    write_syntactic,
+)
+
+from twistlm.cli import main
+from twistlm.tokenizer.spectral import SpectralFeatures
+from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _benchmarks(root):
+    lex = write_lexical(
+        root / "lexical" / "dev",
+        [
+            {
+                "id": i,
+                "voice": v,
+                "frequency": f,
+                "word_units": cycle(i, 6),
+                "nonword_units": cycle(i, 6)[::-1],
+            }
+            for i, f in [(0, 0), (1, 3), (2, 50)]
+            for v in ("v1", "v2")
+        ],
+    )
+    syn = write_syntactic(
+        root / "syntactic" / "dev",
+        [
+            {
+                "id": i,
+                "voice": "v1",
+                "type": t,
+                "subtype": s,
+                "pos_units": cycle(i, 5),
+                "neg_units": [i, (i + 3) % K, i],
+            }
+            for i, (t, s) in enumerate([("morph", "a"), ("morph", "b"), ("syntax", "c")])
+        ],
+    )
+    ssc = write_storycloze(root / "sSC", [(cycle(s, 7), cycle(s, 7)[::-1]) for s in range(4)])
+    return lex, syn, ssc
+
+
+def test_cli_end_to_end(tmp_path):
+    torch.manual_seed(0)
+    tok = UnitTokenizer(SpectralFeatures("mfcc", 25.0, norm="none"), torch.randn(K, 20) * 10)
+    tok.save_pretrained(tmp_path / "tok")
+    lm = random_lm(seed=2)
+    lm.meta["tokenizer"] = {**tok.info(), "path": str(tmp_path / "tok")}
+    lm.save_pretrained(tmp_path / "model")
+    lex, syn, ssc = _benchmarks(tmp_path / "bench")
+    (ssc / "3_incorrect.wav").write_bytes(b"RIFF not really a wav")  # one bad file
+    out = tmp_path / "out"
+    argv = ["eval", "--model", str(tmp_path / "model"), "--out", str(out), "--quiet"]
+    argv += ["--bench", f"swuggy={lex}", "--bench", f"sblimp={syn}", "--bench", f"ssc={ssc}"]
+    argv += ["--bench", f"tsc={tmp_path / 'missing'}", "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--batch-size", "3"]
+    assert main(argv) == 0
+
+    res = json.loads((out / "results.json").read_text())
+    assert res["schema"] == "twistlm.eval.results/1" and res["score_rule"] == "mean"
+    assert res["tokenizer"]["path"] == str(tmp_path / "tok")
+    assert set(res["benchmarks"]) == {"swuggy", "sblimp", "ssc"}  # tsc unreadable: logged
+    sw = res["benchmarks"]["swuggy"]
+    assert sw["n_pairs"] == 6 and sw["n"] == 3 and sw["unit"] == "id"
+    for key in ("accuracy", "accuracy_sum", "ci95", "ci95_sum", "headline", "breakdowns"):
+        assert key in sw
+    assert set(sw["breakdowns"]["frequency"]) == {"oov", "1-5", "21-100"}
+    assert sw["extra"]["in_vocab"]["n"] == 2
+    assert set(res["benchmarks"]["sblimp"]["breakdowns"]["type"]) == {"morph", "syntax"}
+    sc = res["benchmarks"]["ssc"]
+    assert sc["n_pairs"] == 3 and sc["n_failed"] == 1
+    errors = [json.loads(x) for x in (out / "errors.jsonl").read_text().splitlines()]
+    assert any("3_incorrect.wav" in e["path"] for e in errors)
+    assert any("missing" in e["path"] for e in errors)
+
+    md = (out / "results.md").read_text()
+    assert "| TWIST-7B (published) | – | – | 59.0 | 55.3 | 74.1 |" in md
+    assert "ours (mean)" in md and "ours (sum)" in md and "sWUGGY by frequency" in md
+
+    lines = (out / "submission" / "lexical.txt").read_text().split("\n")[:-1]
+    stems = {p.stem for p in lex.glob("*.wav")}
+    assert {ln.split(" ")[0] for ln in lines} == stems and len(lines) == len(stems)
+    assert all(float(ln.split(" ")[1]) < 0 for ln in lines)
+    assert (out / "submission" / "syntactic.txt").exists()
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    pairs = [json.loads(x) for x in (out / "pairs" / "ssc.jsonl").read_text().splitlines()]
+    assert len(pairs) == 3 and {"pos_mean", "neg_sum", "outcome_mean"} <= set(pairs[0])
+
+
+def test_cli_sum_rule_and_bad_arguments(tmp_path, capsys):
+    lm = pattern_lm()
+    lm.save_pretrained(tmp_path / "model")  # no tokenizer in meta
+    ssc = write_storycloze(tmp_path / "s", [(cycle(0, 5), [0, 3])])
+    base = ["eval", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "o")]
+    with pytest.raises(ValueError, match="pass --tokenizer"):
+        main(base + ["--bench", f"ssc={ssc}", "--quiet"])
+    with pytest.raises(SystemExit):
+        main(base + ["--bench", "sfoo=x"])
+    with pytest.raises(SystemExit):
+        main(base)  # nothing to do
+    from test_eval_helpers import FrameTokenizer
+
+    from twistlm.eval.run import evaluate
+
+    r = evaluate(
+        str(tmp_path / "model"),
+        {"ssc": ssc},
+        tokenizer=FrameTokenizer(),
+        out_dir=tmp_path / "o2",
+        score="sum",
+        use_cache=False,
+        progress=False,
+    )
+    d = json.loads((tmp_path / "o2" / "results.json").read_text())
+    b = d["benchmarks"]["ssc"]
+    assert d["score_rule"] == "sum" and b["headline"] == b["accuracy_sum"] == 1.0
+    sub = dict(
+        ln.split(" ") for ln in (tmp_path / "o2/submission/ssc.txt").read_text().splitlines()
+    )
+    assert float(sub["0_correct"]) == r.benchmarks["ssc"].pos_sum[0]
+    assert float(sub["0_incorrect"]) == r.benchmarks["ssc"].neg_sum[0]
