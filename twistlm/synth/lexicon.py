@@ -52,8 +52,14 @@ def phonotactic_inventory(vocab: Counter) -> dict[tuple[str, bool], Counter]:
     return inv
 
 
-def candidates(word: str, inv: dict, vocab: Counter, min_seen: int = 40) -> list[str]:
-    """Every one-run substitution of ``word`` that is phonotactically attested and not a word."""
+def candidates(word: str, inv: dict, vocab: Counter, min_seen: int | None = None) -> list[str]:
+    """Every one-run substitution of ``word`` that is phonotactically attested and not a word.
+
+    A replacement run must occur in at least ``min_seen`` vocabulary words at that position
+    (default: 40 for a large vocabulary, fewer for a small one).
+    """
+    if min_seen is None:
+        min_seen = max(1, min(40, len(vocab) // 500))
     runs = _runs(word)
     out = set()
     for i, r in enumerate(runs):

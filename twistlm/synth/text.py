@@ -151,7 +151,7 @@ _TEMPLATES = [
 ]
 
 
-def generated_passages(seed: int = 0, n: int = 20000) -> list[str]:
+def generated_passages(seed: int = 0, n: int = 8000) -> list[str]:
     """``n`` template sentences grouped into passages of 2-4 sentences (deterministic)."""
     rng = random.Random(seed)
     sents = []

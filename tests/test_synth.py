@@ -1,0 +1,181 @@
+"""Offline spoken data: TTS backends, text cleaning, corpus (held-out voices, resume), benchmarks."""
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from twistlm.eval.readers import read_benchmark
+from twistlm.synth import tts
+from twistlm.synth.lexicon import edit_distance, make_word_pairs
+from twistlm.synth.templates import PHENOMENA, make_sentence_pairs, make_stories
+from twistlm.synth.text import clean_passage, load_utterances, split_utterances
+
+TRAIN = ["flite:awb", "espeak-ng:us-m3"]
+HELDOUT = ["flite:kal16", "espeak-ng:us-f3"]
+
+
+def _need(*voices):
+    missing = [v for v in voices if not tts.is_available(v)]
+    if missing:
+        pytest.skip(f"TTS not installed: {missing}")
+
+
+@pytest.mark.tts
+@pytest.mark.parametrize("voice", list(tts.VOICES))
+def test_backend_output_is_16k_nonsilent_plausible(voice, tmp_path):
+    _need(voice)
+    text = "The old man walked slowly to the station in the rain."  # 11 words
+    secs = tts.synthesize_to_file(voice, text, tmp_path / "x.wav")
+    info = sf.info(str(tmp_path / "x.wav"))
+    assert info.samplerate == 16000 and info.channels == 1
+    wav, _ = sf.read(str(tmp_path / "x.wav"), dtype="float32")
+    assert np.sqrt(np.mean(wav**2)) > 0.01  # not silent
+    assert 1.5 < secs < 8.0 and secs == pytest.approx(len(wav) / 16000)
+
+
+@pytest.mark.tts
+def test_espeak_library_route_matches_binary_rate():
+    if tts._espeak_lib_paths() is None:
+        pytest.skip("espeakng-loader not installed")
+    lib = tts._espeak_lib()
+    wav = lib.synth(tts.VOICES["espeak-ng:us-f3"], "hello there, how are you today")
+    assert lib.sample_rate == 22050 and 0.8 < len(wav) / lib.sample_rate < 4
+    assert np.abs(wav).max() > 0.05
+
+
+def test_missing_voice_errors_with_install_hint(monkeypatch):
+    monkeypatch.setattr(tts, "is_available", lambda name: False)
+    with pytest.raises(tts.TTSError, match="apt-get install flite"):
+        tts.resolve_voices(["flite:kal16"])
+    with pytest.raises(tts.TTSError, match="unknown voice"):
+        tts.get_voice("flite:nobody")
+
+
+def test_clean_and_split():
+    raw = (
+        "A clash of doctrine is not a disaster (1) -- it is an opportunity.\n\t\t-- A. Whitehead\n"
+    )
+    assert clean_passage(raw) == "A clash of doctrine is not a disaster, it is an opportunity."
+    assert clean_passage("  |__|  /\\/\\ ###  ***  \n ++++ ====") is None
+    long = " ".join(f"Sentence number {i} has a few more words in it." for i in range(20))
+    parts = split_utterances(long, 8, 38)
+    assert all(8 <= len(p.split()) <= 38 for p in parts)
+    assert " ".join(parts).split() == long.split()  # nothing lost, order kept
+    a = load_utterances("generator", seed=3)
+    assert a == load_utterances("generator", seed=3) and a != load_utterances("generator", seed=4)
+
+
+@pytest.mark.tts
+def test_corpus_uses_train_voices_only_and_resumes(tmp_path):
+    from twistlm.synth.corpus import read_manifest, synthesize_corpus
+
+    _need(*TRAIN)
+    s = synthesize_corpus(
+        tmp_path, hours=0.004, voices=TRAIN, heldout_voices=HELDOUT, text_source="generator"
+    )
+    rows = read_manifest(tmp_path)
+    assert s.n_utterances == len(rows) >= 3 and s.n_failed == 0
+    assert {r["voice"] for r in rows} <= set(TRAIN)
+    assert not {r["voice"] for r in rows} & set(HELDOUT)
+    assert sum(r["seconds"] for r in rows) >= 0.99 * 0.004 * 3600
+    for r in rows:
+        assert sf.info(r["path"]).samplerate == 16000
+        assert r["seconds"] == pytest.approx(sf.info(r["path"]).duration, abs=1e-3)
+    # resume: existing wavs are kept untouched, a deleted one is redone
+    mtimes = {r["path"]: Path(r["path"]).stat().st_mtime_ns for r in rows}
+    Path(rows[0]["path"]).unlink()
+    s2 = synthesize_corpus(
+        tmp_path, hours=0.004, voices=TRAIN, heldout_voices=HELDOUT, text_source="generator"
+    )
+    rows2 = read_manifest(tmp_path)
+    assert [r["text"] for r in rows2] == [r["text"] for r in rows] and s2.n_utterances == len(rows)
+    assert Path(rows[0]["path"]).is_file()
+    assert all(Path(p).stat().st_mtime_ns == m for p, m in list(mtimes.items())[1:])
+    with pytest.raises(tts.TTSError, match="both training and held-out"):
+        synthesize_corpus(tmp_path, hours=0.01, voices=HELDOUT[:1], heldout_voices=HELDOUT)
+
+
+def test_sblimp_pairs_differ_in_one_word_or_one_adjacent_swap():
+    pairs = make_sentence_pairs(len(PHENOMENA) * 6, seed=1)
+    assert {(p.type, p.subtype) for p in pairs} == set(PHENOMENA)
+    for p in pairs:
+        g, b = p.good.split(), p.bad.split()
+        assert len(g) == len(b) and g != b
+        diff = [i for i in range(len(g)) if g[i] != b[i]]
+        if p.type == "word_order":
+            assert len(diff) == 2 and diff[1] == diff[0] + 1
+            assert (g[diff[0]], g[diff[1]]) == (b[diff[1]], b[diff[0]])
+        else:
+            assert len(diff) == 1, (p.good, p.bad)
+
+
+def test_stories_share_context_and_endings_differ():
+    stories = make_stories(24, seed=0)
+    assert len({s.context for s in stories}) == 24
+    for s in stories:
+        assert s.ending not in (s.contradiction, s.wrong_person)
+        assert len(s.context.split(". ")) == 4
+
+
+def test_word_pairs_are_phoneme_edits_of_real_words():
+    vocab = Counter(
+        w for u in load_utterances("generator", seed=0) for w in re.findall(r"\b[a-z]+\b", u)
+    )
+    pairs = make_word_pairs(vocab, 12, seed=0)
+    assert len(pairs) == 12 and pairs == make_word_pairs(vocab, 12, seed=0)
+    for p in pairs:
+        assert p.word in vocab and p.non_word not in vocab and p.frequency == vocab[p.word]
+        if p.phones:  # espeak-ng installed: one or two phoneme edits
+            assert 1 <= edit_distance(p.phones.split(), p.non_word_phones.split()) <= 2
+
+
+def test_templates_deterministic():
+    assert make_sentence_pairs(30, 5) == make_sentence_pairs(30, 5)
+    assert make_sentence_pairs(30, 5) != make_sentence_pairs(30, 6)
+    assert make_stories(10, 5) == make_stories(10, 5)
+
+
+@pytest.mark.tts
+def test_benchmarks_layouts_parse_with_readers(tmp_path):
+    from twistlm.synth.benchmarks import synthesize_benchmarks
+
+    _need(*HELDOUT)
+    n = 6
+    s = synthesize_benchmarks(tmp_path, n_pairs=n, voices=HELDOUT, text_source="generator")
+    assert s.n_pairs == {"swuggy": n, "sblimp": n, "ssc": n, "tsc": n} and s.n_failed == 0
+    heldout_slugs = {tts.voice_slug(v) for v in HELDOUT}
+    for kind, sub in (("swuggy", "lexical/dev"), ("sblimp", "syntactic/dev")):
+        official = read_benchmark(kind, tmp_path)  # root -> gold.csv layout
+        index = read_benchmark(kind, tmp_path / sub, layout="pairs-jsonl")
+        assert len(official) == n
+        by_id = {r.pair_id: r for r in index}
+        for r in official:  # the gold.csv join gives the same pairs as our index
+            j = by_id[r.pair_id]
+            assert (r.positive.path, r.negative.path) == (j.positive.path, j.negative.path)
+            assert (r.positive_text, r.negative_text) == (j.positive_text, j.negative_text)
+            assert r.meta["voice"] in heldout_slugs
+    for kind, sub in (("ssc", "sSC"), ("tsc", "tSC")):
+        folder = read_benchmark(kind, tmp_path / sub, layout="storycloze-folder")
+        index = read_benchmark(kind, tmp_path)  # root -> sSC/pairs.jsonl
+        assert len(folder) == len(index) == n
+        for f, j in zip(folder, index, strict=True):
+            assert f.pair_id == j.pair_id and f.positive_text == j.positive_text
+            assert f.negative_text == j.negative_text != j.positive_text
+            assert j.meta["context"] in f.positive_text and j.meta["context"] in f.negative_text
+        assert folder[0].positive.load().dtype == np.float32
+    # sSC and tSC share the story and its true-ending audio
+    ssc, tsc = read_benchmark("ssc", tmp_path), read_benchmark("tsc", tmp_path)
+    assert [r.positive_text for r in ssc] == [r.positive_text for r in tsc]
+    assert Path(ssc[0].positive.path).read_bytes() == Path(tsc[0].positive.path).read_bytes()
+    # determinism: a second run with the same seed writes the same indexes
+    synthesize_benchmarks(tmp_path / "again", n_pairs=n, voices=HELDOUT, text_source="generator")
+    for sub in ("lexical/dev/gold.csv", "syntactic/dev/gold.csv"):
+        assert (tmp_path / sub).read_text() == (tmp_path / "again" / sub).read_text()
+    a = [json.loads(x) for x in (tmp_path / "sSC/pairs.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "again/sSC/pairs.jsonl").read_text().splitlines()]
+    assert a == b
