@@ -1,0 +1,274 @@
+"""Training: loss goes down, resume == uninterrupted, 2-process gloo DDP == 1 process, data order."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from twistlm.config import load_config
+from twistlm.io import ErrorLog
+from twistlm.lm.vocab import UnitVocab
+from twistlm.train import TrainConfig, train
+from twistlm.train.data import BlockOrder, Utterances, read_units, split
+from twistlm.train.synthetic import synthetic_units, write_synthetic_shards
+from twistlm.train.trainer import latest_checkpoint, lr_at
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    torch.manual_seed(0)
+    src = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            tie_word_embeddings=True,
+        )
+    )
+    src.save_pretrained(root / "src")
+    write_synthetic_shards(root / "shards", 240, n_units=40, seed=0, per_shard=100)
+    return root
+
+
+def _cfg(root, run, *extra):
+    return load_config(
+        TrainConfig,
+        None,
+        [
+            f"data.train={root / 'shards'}",
+            "data.block_size=32",
+            "data.val_fraction=0.1",
+            f"model.text_lm={root / 'src'}",
+            "optim.lr=3e-3",
+            "optim.batch_size=4",
+            "schedule.warmup_steps=3",
+            "budget.max_steps=30",
+            f"logging.run_dir={run}",
+            "logging.eval_every=10",
+            "logging.log_every=1",
+            "logging.checkpoint_every=0",
+            "logging.progress=false",
+            "runtime.precision=fp32",
+            "runtime.threads=1",
+            *extra,
+        ],
+    )
+
+
+def _metrics(run):
+    return [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_val_loss_and_writes_outputs(setup, tmp_path):
+    res = train(_cfg(setup, tmp_path / "r", "optim.lr=1e-2", "model.start=cold"))
+    m = _metrics(tmp_path / "r")
+    vals = [r["val_loss"] for r in m if "val_loss" in r]
+    assert [r["step"] for r in m if "val_loss" in r] == [0, 10, 20, 30]
+    assert all(a > b for a, b in zip(vals, vals[1:], strict=False)), vals
+    assert vals[-1] < vals[0] - 0.1, vals
+    assert res.steps == 30 and res.tokens == 30 * 4 * 32 and res.stopped_by == "max_steps"
+    assert all(
+        {"step", "tokens", "loss", "lr", "tokens_per_s", "elapsed_s"} <= set(r) for r in m[1:]
+    )
+    from twistlm.lm.model import SpeechLM
+
+    lm = SpeechLM.from_pretrained(res.model_dir)
+    assert lm.meta["trained"]["steps"] == 30 and lm.vocab.n_units == 40
+    assert (tmp_path / "r" / "config.yaml").exists() and (tmp_path / "r" / "result.json").exists()
+
+
+def test_resume_matches_uninterrupted(setup, tmp_path):
+    full = tmp_path / "full"
+    train(_cfg(setup, full, "budget.max_steps=12", "logging.checkpoint_every=4"))
+    part = tmp_path / "part"
+    # "interrupted" after 8 steps (same cosine horizon), then resumed to 12
+    train(
+        _cfg(
+            setup,
+            part,
+            "budget.max_steps=8",
+            "schedule.decay_steps=12",
+            "logging.checkpoint_every=4",
+        )
+    )
+    assert latest_checkpoint(part).name == "step-00000008"
+    train(_cfg(setup, part, "budget.max_steps=12", "schedule.decay_steps=12", "resume=true"))
+    a = {r["step"]: r for r in _metrics(full)}
+    b = {r["step"]: r for r in _metrics(part)}
+    assert sorted(a) == sorted(b)
+    for s in range(1, 13):
+        assert b[s]["loss"] == pytest.approx(a[s]["loss"], abs=1e-6), s
+    assert b[12]["val_loss"] == pytest.approx(a[12]["val_loss"], abs=1e-6)
+
+
+def test_budgets_stop(setup, tmp_path):
+    r = train(
+        _cfg(
+            setup,
+            tmp_path / "t",
+            "budget.max_steps=null",
+            "budget.max_tokens=600",
+            "schedule.kind=inverse_sqrt",
+        )
+    )
+    assert r.stopped_by == "max_tokens" and r.steps == 5  # ceil(600 / 128)
+    r = train(
+        _cfg(
+            setup,
+            tmp_path / "s",
+            "budget.max_steps=null",
+            "budget.max_seconds=0",
+            "schedule.kind=constant",
+        )
+    )
+    assert r.stopped_by == "max_seconds" and r.steps == 0
+
+
+def test_grad_accum_equals_bigger_batch(setup, tmp_path):
+    a = train(_cfg(setup, tmp_path / "a", "budget.max_steps=3", "optim.batch_size=4"))
+    b = train(
+        _cfg(
+            setup, tmp_path / "b", "budget.max_steps=3", "optim.batch_size=2", "optim.grad_accum=2"
+        )
+    )
+    la, lb = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    for x, y in zip(la[1:], lb[1:], strict=True):
+        assert y["loss"] == pytest.approx(x["loss"], abs=1e-5)
+    assert a.tokens == b.tokens
+
+
+@pytest.mark.slow  # two fresh interpreters + torchrun: ~15 s idle, ~50 s on a loaded machine
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun gloo test on linux only")
+def test_ddp_two_processes_match_one(setup, tmp_path):
+    one = tmp_path / "one"
+    train(_cfg(setup, one, "budget.max_steps=4", "optim.batch_size=4"))
+    two = tmp_path / "two"
+    overrides = [
+        f"data.train={setup / 'shards'}",
+        "data.block_size=32",
+        "data.val_fraction=0.1",
+        f"model.text_lm={setup / 'src'}",
+        "optim.lr=3e-3",
+        "optim.batch_size=2",  # 2 ranks x 2 = the same global batch of 4 blocks
+        "schedule.warmup_steps=3",
+        "budget.max_steps=4",
+        f"logging.run_dir={two}",
+        "logging.eval_every=10",
+        "logging.log_every=1",
+        "logging.checkpoint_every=0",
+        "logging.progress=false",
+        "runtime.precision=fp32",
+        "runtime.threads=1",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+    ]
+    cmd += ["-m", "twistlm", "train", *overrides]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m1, m2 = _metrics(one), _metrics(two)
+    # Tolerance: gradient all-reduce sums in a different order than one process's batch sum.
+    for x, y in zip(m1, m2, strict=True):
+        for k in ("loss", "val_loss"):
+            if k in x:
+                assert y[k] == pytest.approx(x[k], abs=1e-4), (k, x["step"])
+
+
+def test_block_order_independent_of_world_size():
+    units = synthetic_units(50, 20, seed=1)
+    v = UnitVocab.twistlm(20)
+    o = BlockOrder(units, v, 16, seed=3)
+    n = o.blocks_per_epoch
+    everything = o.blocks(0, 2 * n)
+    assert not np.array_equal(everything[:n], everything[n:])  # epochs reshuffle
+    # each epoch holds every unit exactly once except the dropped padded tail
+    flat = everything[:n].reshape(-1)
+    assert (flat != v.pad_id).all()
+    assert np.array_equal(
+        BlockOrder(units, v, 16, seed=3).blocks(n - 1, 3), everything[n - 1 : n + 2]
+    )
+
+
+def test_split_deterministic_and_disjoint(tmp_path):
+    utts = Utterances([f"u{i}" for i in range(100)], [np.array([i % 7]) for i in range(100)])
+    tr, va = split(utts, 0.1, 1000, seed=0)
+    tr2, va2 = split(utts, 0.1, 1000, seed=0)
+    assert va.ids == va2.ids and len(va.ids) == 10 and not set(tr.ids) & set(va.ids)
+    assert len(tr.ids) + len(va.ids) == 100
+    assert split(utts, 0.1, 3, seed=0)[1].ids.__len__() == 3
+
+
+def test_bad_shard_and_bad_units_are_logged_not_fatal(setup, tmp_path):
+    import shutil
+
+    d = tmp_path / "shards"
+    shutil.copytree(setup / "shards", d)
+    (d / "shard-00000-00099.parquet").write_bytes(b"not parquet")
+    from twistlm.data.shards import shard_name, write_shard
+
+    write_shard(
+        d / shard_name(0, 50),
+        [{"id": "bad", "units": [3, 999], "durations": [1, 1], "seconds": 0.1}],
+    )
+    log = ErrorLog(tmp_path / "e.jsonl")
+    utts = read_units(d, log)
+    assert len(utts.ids) == 241 and log.count == 1
+    r = train(_cfg(setup, tmp_path / "r", f"data.train={d}", "budget.max_steps=2"))
+    errs = [json.loads(x) for x in (tmp_path / "r" / "errors.jsonl").read_text().splitlines()]
+    assert len(errs) == 2 and r.steps == 2
+    assert any("not parquet" in e["path"] or "00099" in e["path"] for e in errs)
+    assert any(e["path"].endswith(":bad") for e in errs)
+
+
+def test_lr_schedule_shapes(setup, tmp_path):
+    cfg = _cfg(
+        setup,
+        tmp_path,
+        "schedule.warmup_steps=10",
+        "budget.max_steps=110",
+        "schedule.min_lr_ratio=0.1",
+    )
+    lrs = [lr_at(s, cfg, 110) for s in range(110)]
+    assert lrs[0] == pytest.approx(3e-4) and lrs[9] == pytest.approx(3e-3)
+    assert lrs[10] == pytest.approx(3e-3) and lrs[-1] == pytest.approx(3e-4, rel=0.01)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+
+
+def test_cli_init_lm_then_train(setup, tmp_path):
+    from twistlm.cli import main
+
+    assert (
+        main(["init-lm", str(tmp_path / "w"), "--text-lm", str(setup / "src"), "--n-units", "40"])
+        == 0
+    )
+    assert (tmp_path / "w" / "twistlm.json").exists()
+    rc = main(
+        [
+            "train",
+            f"data.train={setup / 'shards'}",
+            "data.block_size=32",
+            f"model.init_from={tmp_path / 'w'}",
+            "budget.max_steps=2",
+            f"logging.run_dir={tmp_path / 'r'}",
+            "logging.progress=false",
+        ]
+    )
+    assert rc == 0 and (tmp_path / "r" / "model" / "twistlm.json").exists()
