@@ -1,0 +1,545 @@
+"""The demo's request handlers: plain functions over the library, tested without a browser.
+
+Each handler takes a :class:`~twistlm.demo.backend.DemoBackend`, user inputs (audio as a file
+path or a ``(sample_rate, array)`` tuple, settings) and returns a small dataclass. Bad input
+raises :class:`DemoInputError` whose message is what the page shows; the UI layer
+(``app.py``) only wires these functions to widgets.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from twistlm.audio import SAMPLE_RATE, AudioError
+from twistlm.demo.backend import DemoBackend, DemoUnavailable, Which, missing_model_message
+
+
+class DemoInputError(ValueError):
+    """Input the demo cannot use; the message is shown in the page as is."""
+
+
+# ---------------------------------------------------------------------------- input checks
+@dataclass(frozen=True)
+class Limits:
+    """What one request may send (all configurable from the CLI).
+
+    Attributes:
+        max_upload_mb: largest uploaded file, checked before decoding.
+        max_seconds: longest input audio (prompt or utterance), from the header before decoding.
+        min_seconds: shortest input audio.
+        min_sample_rate: lowest sample rate accepted (anything else is resampled to 16 kHz).
+        silence_dbfs: audio whose peak is below this level counts as silent.
+        max_continue_seconds: longest continuation a request may ask for.
+    """
+
+    max_upload_mb: float = 20.0
+    max_seconds: float = 30.0
+    min_seconds: float = 0.25
+    min_sample_rate: int = 4000
+    silence_dbfs: float = -60.0
+    max_continue_seconds: float = 20.0
+
+    def __post_init__(self):
+        if self.max_upload_mb <= 0 or self.max_seconds <= 0 or self.max_continue_seconds <= 0:
+            raise ValueError("limits must be positive")
+        if self.min_seconds > self.max_seconds:
+            raise ValueError(f"min_seconds {self.min_seconds} > max_seconds {self.max_seconds}")
+
+
+@dataclass
+class AudioInput:
+    """Validated input audio: ``wav`` (T,) float32 mono 16 kHz, plus what was done to it."""
+
+    wav: np.ndarray
+    source_rate: int
+    channels: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.wav) / SAMPLE_RATE
+
+
+def _duration_check(seconds: float, limits: Limits, what: str) -> None:
+    if seconds > limits.max_seconds:
+        raise DemoInputError(
+            f"{what} is {seconds:.1f} s long; the limit is {limits.max_seconds:g} s "
+            "(--max-seconds): trim it or raise the limit"
+        )
+    if seconds < limits.min_seconds:
+        raise DemoInputError(
+            f"{what} is only {seconds * 1000:.0f} ms long; at least "
+            f"{limits.min_seconds * 1000:.0f} ms of speech is needed"
+        )
+
+
+def read_audio_input(audio: Any, limits: Limits = Limits(), what: str = "prompt") -> AudioInput:
+    """An uploaded / recorded file path or a ``(sample_rate, array)`` tuple -> :class:`AudioInput`.
+
+    Checks, in order: something was given; file size (before reading); the header decodes and the
+    duration is within limits (before decoding the samples); sample rate; finite, non-silent
+    samples. Multi-channel audio is averaged; other sample rates are resampled to 16 kHz (noted).
+    """
+    from twistlm.audio import to_mono_16k
+
+    if audio is None or (isinstance(audio, str) and not audio.strip()):
+        raise DemoInputError(f"no {what} audio: upload a file or record one")
+    if isinstance(audio, tuple):
+        sr, data = audio
+        data = np.asarray(data)
+        if np.issubdtype(data.dtype, np.integer):  # Gradio's numpy form is int16 PCM
+            data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+        sr, n = int(sr), data.shape[0] if data.ndim else 0
+        if sr <= 0:
+            raise DemoInputError(f"{what}: invalid sample rate {sr}")
+        _duration_check(n / sr, limits, what)
+        channels = 1 if data.ndim == 1 else int(data.shape[1])
+    else:
+        import soundfile as sf
+
+        path = Path(audio)
+        if not path.is_file():
+            raise DemoInputError(f"{what}: file not found")
+        size_mb = path.stat().st_size / 2**20
+        if size_mb > limits.max_upload_mb:
+            raise DemoInputError(
+                f"{what} file is {size_mb:.1f} MB; the limit is {limits.max_upload_mb:g} MB "
+                "(--max-upload-mb)"
+            )
+        if path.stat().st_size == 0:
+            raise DemoInputError(f"{what} file is empty")
+        try:
+            info = sf.info(str(path))
+        except Exception as e:  # libsndfile: "Format not recognised", ...
+            raise DemoInputError(
+                f"{what} ({path.name}) is not audio this demo can read "
+                f"({' '.join(str(e).split()).split(': ')[-1]}); use wav, flac, ogg or mp3"
+            ) from e
+        sr, channels = int(info.samplerate), int(info.channels)
+        if info.frames <= 0:
+            raise DemoInputError(f"{what} ({path.name}) has no samples")
+        _duration_check(info.frames / sr, limits, what)
+        try:
+            data, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        except Exception as e:
+            raise DemoInputError(f"{what} ({path.name}) cannot be decoded: {e}") from e
+    if sr < limits.min_sample_rate:
+        raise DemoInputError(
+            f"{what} is sampled at {sr} Hz; at least {limits.min_sample_rate} Hz is needed"
+        )
+    notes = []
+    if channels > 1:
+        notes.append(f"{what}: {channels} channels averaged to mono")
+    if sr != SAMPLE_RATE:
+        notes.append(f"{what}: resampled from {sr} Hz to {SAMPLE_RATE} Hz")
+    try:
+        wav = to_mono_16k(data, sr)
+    except AudioError as e:
+        raise DemoInputError(f"{what}: {e}") from e
+    if not np.all(np.isfinite(wav)):
+        raise DemoInputError(f"{what} contains NaN or infinite samples")
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
+    if peak <= 10 ** (limits.silence_dbfs / 20):
+        level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
+        raise DemoInputError(
+            f"{what} is silent (peak {level} dBFS, below {limits.silence_dbfs:g} dBFS): "
+            "check the microphone or the file"
+        )
+    return AudioInput(wav.astype(np.float32), sr, channels, notes)
+
+
+# ---------------------------------------------------------------------------- output files
+class OutputStore:
+    """Per-request folders under ``root`` (the only place the demo writes); keeps the newest
+    ``keep`` of them and deletes older ones."""
+
+    def __init__(self, root: str | Path, keep: int = 200):
+        self.root = Path(root).resolve()
+        self.keep = keep
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def new_run(self, kind: str) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run = self.root / "runs" / f"{stamp}-{kind}-{uuid.uuid4().hex[:8]}"
+        run.mkdir(parents=True)
+        self._prune()
+        return run
+
+    def _prune(self) -> None:
+        runs = sorted((self.root / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+        for old in runs[: max(len(runs) - self.keep, 0)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- plots
+def units_figure(
+    segments: list[tuple[str, torch.Tensor, torch.Tensor]], frame_rate: float, n_units: int
+):
+    """Units over time as a step plot: ``segments`` of (label, units (N,), durations (N,)),
+    drawn one after another in time (e.g. prompt then continuation). Returns a matplotlib Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 2.4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    t0 = 0.0
+    for label, units, durs in segments:
+        if len(units) == 0:
+            continue
+        d = torch.as_tensor(durs).double()
+        starts = t0 + torch.cumsum(d, 0) / frame_rate - d / frame_rate  # (N,) seconds
+        xs = np.append(starts.numpy(), t0 + float(d.sum()) / frame_rate)
+        ys = np.append(torch.as_tensor(units).numpy(), int(units[-1]))
+        ax.step(xs, ys, where="post", label=label, linewidth=1.2)
+        t0 = float(xs[-1])
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("unit")
+    ax.set_ylim(-0.5, n_units - 0.5)
+    ax.set_xlim(0, max(t0, 1e-3))
+    if len(segments) > 1:
+        ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+# ---------------------------------------------------------------------------- Continue
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Sampling options of Continue / Warm vs cold (TWIST defaults: 3 s prompt, T = 0.8)."""
+
+    seconds: float | None = None  # None: TWIST's length rule
+    prompt_seconds: float | None = 3.0  # None or 0: the whole prompt
+    temperature: float = 0.8
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+
+    def checked(self, limits: Limits) -> SamplingSettings:
+        """Validated copy (0 / empty mean "off" for top-k and top-p, as in the form)."""
+        if self.seconds is not None and not 0 < self.seconds <= limits.max_continue_seconds:
+            raise DemoInputError(
+                f"continuation length must be in (0, {limits.max_continue_seconds:g}] s "
+                "(--max-continue-seconds)"
+            )
+        if not 0 <= self.temperature <= 5:
+            raise DemoInputError("temperature must be in [0, 5] (0 = greedy)")
+        top_k = int(self.top_k) if self.top_k else None
+        if top_k is not None and top_k < 0:
+            raise DemoInputError("top-k must be >= 0 (0 = off)")
+        top_p = float(self.top_p) if self.top_p and self.top_p < 1 else None
+        if top_p is not None and top_p <= 0:
+            raise DemoInputError("top-p must be in (0, 1] (1 = off)")
+        return SamplingSettings(
+            self.seconds,
+            self.prompt_seconds or None,
+            float(self.temperature),
+            top_k,
+            top_p,
+            int(self.seed or 0),
+        )
+
+
+@dataclass
+class ContinueOutput:
+    """A continuation: files under the demo's output dir, a units plot, transcript, details."""
+
+    continuation_wav: Path  # continuation only
+    full_wav: Path  # prompt (as used) then continuation
+    json_path: Path
+    figure: Any
+    transcript: str
+    details: str
+    result: Any  # twistlm.lm.cli_continue.Continuation
+    notes: list[str] = field(default_factory=list)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def continue_audio(
+    backend: DemoBackend,
+    store: OutputStore,
+    audio: Any,
+    settings: SamplingSettings = SamplingSettings(),
+    which: Which = "warm",
+    limits: Limits = Limits(),
+    prompt: AudioInput | None = None,
+) -> ContinueOutput:
+    """Continue a spoken prompt with model ``which`` (library: ``continue_prompt``)."""
+    from twistlm.audio import write_wav
+    from twistlm.lm.cli_continue import continue_prompt, write_continuation
+
+    prompt = prompt or read_audio_input(audio, limits, "prompt")
+    s = settings.checked(limits)
+    lm, tok, voc = backend.components(which)
+    try:
+        res = continue_prompt(
+            prompt.wav,
+            lm,
+            tok,
+            voc,
+            seconds=s.seconds,
+            prompt_seconds=s.prompt_seconds,
+            temperature=s.temperature,
+            top_k=s.top_k,
+            top_p=s.top_p,
+            seed=s.seed,
+            prompt_audio="original",
+            autocast=backend.autocast,
+            device=backend.device,
+        )
+    except AudioError as e:
+        raise DemoInputError(f"prompt: {_one_line(e)}") from e
+    res.settings["model"] = (
+        f"{which}: {backend.paths.model if which == 'warm' else backend.paths.cold_model}"
+    )
+    run = store.new_run(f"continue-{which}")
+    full_wav, json_path = write_continuation(res, run / "continuation_full.wav")
+    cont_wav = run / "continuation.wav"
+    write_wav(cont_wav, res.wav[res.prompt_samples :], res.sample_rate)
+    fig = units_figure(
+        [
+            ("prompt", res.prompt_units, res.prompt_durations),
+            ("continuation", res.units, res.durations),
+        ],
+        float(tok.frame_rate),
+        int(tok.n_units),
+    )
+    transcript = ""
+    asr = backend.transcriber()
+    if asr is not None and len(res.units):
+        try:
+            transcript = asr(res.wav[res.prompt_samples :])
+        except Exception as e:  # ASR is a nice-to-have: report, never fail the request
+            transcript = f"(ASR failed: {_one_line(e)})"
+    elif asr is None:
+        transcript = f"({backend.asr_status})"
+    cont_s = (len(res.wav) - res.prompt_samples) / res.sample_rate
+    details = (
+        f"**{which} model** · prompt {res.settings['prompt_seconds_used']:.2f} s = "
+        f"{len(res.prompt_units)} units · continuation {len(res.units)} units = {cont_s:.2f} s "
+        f"· temperature {s.temperature:g}, top-k {s.top_k or 'off'}, top-p {s.top_p or 'off'}, "
+        f"seed {s.seed} · durations: {res.settings['durations']}"
+    )
+    return ContinueOutput(
+        cont_wav, full_wav, json_path, fig, transcript, details, res, list(prompt.notes)
+    )
+
+
+# ---------------------------------------------------------------------------- Compare
+@dataclass
+class CompareOutput:
+    """Log-likelihoods of two utterances under one SpeechLM and which one it prefers."""
+
+    mean: tuple[float, float]  # mean log-prob per scored unit token (nats), A and B
+    total: tuple[float, float]  # summed log-prob (nats)
+    n_tokens: tuple[int, int]
+    preferred: str  # "A", "B" or "tie", by the mean (length-normalised, as TWIST's later code)
+    preferred_by_sum: str
+    markdown: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _prefer(a: float, b: float) -> str:
+    if math.isnan(a) or math.isnan(b) or a == b:
+        return "tie"
+    return "A" if a > b else "B"
+
+
+def compare_audio(
+    backend: DemoBackend,
+    audio_a: Any,
+    audio_b: Any,
+    which: Which = "warm",
+    limits: Limits = Limits(),
+) -> CompareOutput:
+    """Score two utterances (library: tokenizer ``encode`` + ``score_units``)."""
+    from twistlm.lm.scoring import score_units
+
+    a = read_audio_input(audio_a, limits, "utterance A")
+    b = read_audio_input(audio_b, limits, "utterance B")
+    lm, tok, _ = backend.components(which)
+    units = []
+    for name, x in (("utterance A", a), ("utterance B", b)):
+        try:
+            units.append(tok.encode(x.wav).units)
+        except AudioError as e:
+            raise DemoInputError(f"{name}: {_one_line(e)}") from e
+    try:
+        sa, sb = score_units(lm, units, autocast=backend.autocast)
+    except ValueError as e:  # longer than the model's positions
+        raise DemoInputError(_one_line(e)) from e
+    mean = (sa.mean_logprob, sb.mean_logprob)
+    total = (sa.sum_logprob, sb.sum_logprob)
+    pref, pref_sum = _prefer(*mean), _prefer(*total)
+    verdict = "no preference (tie)" if pref == "tie" else f"prefers **{pref}**"
+    md = (
+        f"### The {which} model {verdict}\n\n"
+        "| | A | B |\n|---|---:|---:|\n"
+        f"| mean log-likelihood per unit (nats) | {mean[0]:.4f} | {mean[1]:.4f} |\n"
+        f"| total log-likelihood (nats) | {total[0]:.2f} | {total[1]:.2f} |\n"
+        f"| scored units | {sa.n_tokens} | {sb.n_tokens} |\n\n"
+        f"Preference by the mean (length-normalised); by the total: "
+        f"{'tie' if pref_sum == 'tie' else pref_sum}."
+    )
+    return CompareOutput(
+        mean, total, (sa.n_tokens, sb.n_tokens), pref, pref_sum, md, a.notes + b.notes
+    )
+
+
+# ---------------------------------------------------------------------------- Resynthesize
+@dataclass
+class ResynthOutput:
+    wav_path: Path
+    figure: Any
+    details: str
+    units: list[int]
+    durations: list[int]
+    notes: list[str] = field(default_factory=list)
+
+
+def resynthesize_audio(
+    backend: DemoBackend,
+    store: OutputStore,
+    audio: Any,
+    durations: str = "true",
+    limits: Limits = Limits(),
+) -> ResynthOutput:
+    """Audio -> units -> vocoder (library: ``twistlm.vocoder.cli_resynth.resynthesize``)."""
+    from twistlm.audio import write_wav
+    from twistlm.io import write_json
+    from twistlm.vocoder.cli_resynth import check_pair, resynthesize
+
+    x = read_audio_input(audio, limits, "input")
+    tok, voc = backend.tokenizer(), backend.vocoder()
+    check_pair(tok, voc)
+    if durations == "predicted" and not voc.has_duration_predictor:
+        raise DemoInputError("this vocoder has no duration predictor: use the true durations")
+    try:
+        wav, meta = resynthesize(x.wav, tok, voc, durations=durations)
+    except AudioError as e:
+        raise DemoInputError(f"input: {_one_line(e)}") from e
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
+    if peak > 1.0:
+        wav = wav / peak * 0.99
+    run = store.new_run("resynth")
+    out = run / "resynth.wav"
+    write_wav(out, wav, voc.sample_rate)
+    write_json(run / "resynth.json", meta)
+    fig = units_figure(
+        [("units", torch.tensor(meta["units"]), torch.tensor(meta["durations"]))],
+        float(tok.frame_rate),
+        int(tok.n_units),
+    )
+    n = len(meta["units"])
+    details = (
+        f"{x.seconds:.2f} s -> {n} units ({n / max(x.seconds, 1e-9):.1f} units/s, "
+        f"{tok.n_units} unit types, {tok.frame_rate:g} Hz frames) -> {len(wav) / voc.sample_rate:.2f} s "
+        f"of vocoded audio · durations: {durations}"
+    )
+    return ResynthOutput(out, fig, details, meta["units"], meta["durations"], x.notes)
+
+
+# ---------------------------------------------------------------------------- Warm vs cold
+@dataclass
+class WarmColdOutput:
+    warm: ContinueOutput
+    cold: ContinueOutput
+    prompt_mean: dict[str, float]  # mean log-likelihood of the prompt's units per model
+    markdown: str
+
+
+def warm_vs_cold(
+    backend: DemoBackend,
+    store: OutputStore,
+    audio: Any,
+    settings: SamplingSettings = SamplingSettings(),
+    limits: Limits = Limits(),
+) -> WarmColdOutput:
+    """The same prompt, settings and seed through the warm and the cold model."""
+    from twistlm.lm.scoring import score_units
+
+    for which in ("warm", "cold"):
+        if not backend.has_model(which):  # type: ignore[arg-type]
+            raise DemoUnavailable(
+                "Warm vs cold needs both quickstart models. "
+                + missing_model_message(backend.paths, which)
+            )
+    prompt = read_audio_input(audio, limits, "prompt")
+    warm = continue_audio(backend, store, None, settings, "warm", limits, prompt)
+    cold = continue_audio(backend, store, None, settings, "cold", limits, prompt)
+    prompt_mean = {}
+    for which in ("warm", "cold"):
+        lm = backend.lm(which)  # type: ignore[arg-type]
+        (sc,) = score_units(lm, [warm.result.prompt_units], autocast=backend.autocast)
+        prompt_mean[which] = sc.mean_logprob
+    better = max(prompt_mean, key=prompt_mean.get)
+    md = (
+        "| | warm | cold |\n|---|---:|---:|\n"
+        f"| prompt: mean log-likelihood per unit (nats) | {prompt_mean['warm']:.4f} | "
+        f"{prompt_mean['cold']:.4f} |\n"
+        f"| continuation units | {len(warm.result.units)} | {len(cold.result.units)} |\n\n"
+        f"The {better} model finds the prompt more likely. Same seed and settings for both."
+    )
+    return WarmColdOutput(warm, cold, prompt_mean, md)
+
+
+# ---------------------------------------------------------------------------- pickers
+def list_samples(backend: DemoBackend, limit: int = 200) -> dict[str, Path]:
+    """Held-out prompt wavs the quickstart wrote (label -> path), for the sample picker."""
+    from twistlm.audio import list_audio
+
+    root = backend.paths.samples
+    if root is None:
+        return {}
+    return {str(p.relative_to(root)): p for p in list_audio(root)[:limit]}
+
+
+def list_benchmark_pairs(backend: DemoBackend, per_benchmark: int = 25) -> dict[str, Any]:
+    """A few pairs of each benchmark the quickstart wrote (label -> PairRecord)."""
+    from twistlm.eval.readers import BENCHMARKS, read_benchmark
+
+    root = backend.paths.benchmarks
+    if root is None:
+        return {}
+    out = {}
+    for kind in BENCHMARKS:
+        try:
+            pairs = read_benchmark(kind, root)
+        except (ValueError, OSError):  # this benchmark is not there
+            continue
+        for rec in pairs[:per_benchmark]:
+            texts = " / ".join(t for t in (rec.positive_text, rec.negative_text) if t)
+            out[f"{kind} {rec.pair_id}" + (f": {texts}" if texts else "")] = rec
+    return out
+
+
+def load_pick(pick: Any, backend: DemoBackend) -> tuple[int, np.ndarray]:
+    """Read a picked sample (a path or a benchmark ``AudioRef``), only from the dirs the demo was
+    given -> (16000, (T,) float32)."""
+    from twistlm.audio import load_audio
+
+    if getattr(pick, "data", None) is not None:  # parquet bytes: no file access
+        try:
+            return SAMPLE_RATE, pick.load()
+        except AudioError as e:
+            raise DemoInputError(f"{pick.key}: {_one_line(e)}") from e
+    real = Path(os.path.realpath(getattr(pick, "path", pick)))
+    if not any(real.is_relative_to(r) for r in backend.paths.readable_roots()):
+        raise DemoInputError("that file is outside the demo's data dirs")
+    try:
+        return SAMPLE_RATE, load_audio(real)
+    except AudioError as e:
+        raise DemoInputError(f"{real.name}: {_one_line(e)}") from e
