@@ -1,0 +1,70 @@
+"""The quickstart end to end on tiny settings: every stage runs and every artifact is there."""
+
+import json
+
+import pytest
+import soundfile as sf
+from tiny_text_lm import make_tiny_text_lm  # noqa: I001  (tests/ is on sys.path)
+
+from twistlm.quickstart import run_quickstart, smoke_config
+from twistlm.quickstart.report import results_table, warm_leads
+from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, DEFAULT_TRAIN_VOICES, is_available
+
+
+def test_warm_leads_compares_shared_points_after_the_first():
+    warm = [(0, 9.0), (100, 4.0), (200, 3.0)]
+    assert warm_leads(warm, [(0, 5.0), (100, 4.5), (200, 3.5)]) is True
+    assert warm_leads(warm, [(0, 5.0), (100, 3.9), (200, 3.5)]) is False
+    assert warm_leads(warm[:1], [(0, 5.0)]) is None
+
+
+def test_results_table_rows_and_published_reference():
+    entry = {"accuracy": 0.625, "ci95": [0.5, 0.75]}
+    table = results_table({"warm (ours)": {"swuggy": entry}}, {"warm (ours)": 3.21})
+    assert "| warm (ours) | 62.5 [50.0, 75.0] | – | – | – | 3.210 |" in table
+    assert "TWIST-7B (paper)" in table and "59.0" in table
+
+
+@pytest.mark.skipif(
+    not all(is_available(v) for v in DEFAULT_TRAIN_VOICES + DEFAULT_HELDOUT_VOICES),
+    reason="needs the default TTS voices (scripts/setup.sh installs them)",
+)
+def test_quickstart_tiny_end_to_end(tmp_path, capsys):
+    text_lm = make_tiny_text_lm(tmp_path / "tiny-lm")
+    cfg = smoke_config(
+        out=str(tmp_path / "qs"),
+        text_lm=str(text_lm),
+        minutes=0.4,
+        hours=0.02,
+        n_pairs=4,
+        n_story_pairs=2,
+        n_units=16,
+        block_size=64,
+        eval_points=3,
+        asr=False,
+    )
+    res = run_quickstart(cfg)
+    out = tmp_path / "qs"
+    rep = out / "report"
+    for f in ("report.md", "table.md", "loss.png", "accuracy.png", "results.json"):
+        assert (rep / f).is_file() and (rep / f).stat().st_size > 0, f
+    for start in ("warm", "cold"):
+        ev = json.loads((out / "eval" / start / "results.json").read_text())
+        assert set(ev["benchmarks"]) == {"swuggy", "sblimp", "ssc", "tsc"}
+        for b in ev["benchmarks"].values():
+            assert b["n_pairs"] >= 1 and 0.0 <= b["accuracy"] <= 1.0
+        assert (out / "models" / start / "config.json").is_file()
+    assert set(res["eval"]["warm"]) == {"swuggy", "sblimp", "ssc", "tsc"}
+    assert res["topline"] and set(res["topline"]["benchmarks"]) >= {"sblimp", "tsc"}
+    # same token budget for both models
+    assert res["train"]["warm"]["tokens"] == res["train"]["cold"]["tokens"] > 0
+    assert len(res["val_curves"]["warm"]) >= 2
+    wavs = sorted((rep / "samples").glob("*.wav"))
+    assert wavs, "no continuation sample"
+    wav, sr = sf.read(wavs[0])
+    assert sr == 16000 and len(wav) > 1600
+    # a rerun skips every finished stage
+    capsys.readouterr()
+    run_quickstart(cfg)
+    log = capsys.readouterr().out
+    assert log.count("skipped") == 11

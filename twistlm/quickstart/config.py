@@ -1,0 +1,113 @@
+"""Settings of the offline quickstart (TWIST in miniature)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from twistlm.config import ConfigError
+
+# Measured on the 2-core AMX CPU of DESIGN.md section 5: SmolLM2-135M (30 layers), batch 4 x 512,
+# AdamW, bf16 autocast. Used only to plan the cosine horizon; the wall-clock budget still stops.
+CPU_TOKENS_PER_S_30_LAYERS = 494.0
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """One quickstart run.
+
+    Attributes:
+        out: output folder (every stage writes a subfolder; rerunning resumes).
+        minutes: wall-clock target for the whole run; scales the training and vocoder budgets.
+        hours: hours of training speech to synthesize (training voices).
+        n_pairs: pairs per short benchmark (sWUGGY, sBLIMP).
+        n_story_pairs: pairs per StoryCloze-style benchmark (sSC, tSC; long utterances).
+        n_units: k-means units of the offline tokenizer.
+        features / frame_rate: the offline tokenizer's spectral features, pooled to this rate.
+        text_lm: text LM to warm-start from (HF dir, hub name, .gguf); None = SmolLM2-135M.
+        n_layers: keep the first N layers (None = full depth, the default).
+        block_size / batch_size / lr: training blocks, blocks per step, peak learning rate.
+        init / init_scale / out_init: warm-start initialisation of the unit rows (see
+            twistlm.lm.warm_start); chosen by measurement (docs/lm.md).
+        train_share: fraction of ``minutes`` given to LM training (split between warm and cold).
+        vocoder_share: fraction of ``minutes`` given to vocoder training.
+        eval_points: validation evaluations per training run (for the loss-vs-tokens figure).
+        n_prompts: held-out spoken prompts continued with the warm model.
+        topline: also score the pair texts with the text LM.
+        asr: transcribe continuations and resyntheses with Whisper tiny.en (if installed).
+        workers: parallel synthesis processes.
+        seed: one seed for data, models and sampling.
+        smoke: tiny settings for a first look (under 3 minutes); see :func:`smoke_config`.
+    """
+
+    out: str = "quickstart"
+    minutes: float = 20.0
+    hours: float = 1.0
+    n_pairs: int = 500
+    n_story_pairs: int = 200
+    n_units: int = 200
+    features: str = "logmel"
+    frame_rate: float = 25.0
+    text_lm: str | None = None
+    n_layers: int | None = None
+    block_size: int = 512
+    batch_size: int = 4
+    lr: float = 5e-4
+    init: str = "mean"
+    init_scale: float = 0.1
+    out_init: str = "copy"
+    train_share: float = 0.5
+    vocoder_share: float = 0.12
+    eval_points: int = 8
+    n_prompts: int = 3
+    topline: bool = True
+    asr: bool = True
+    workers: int = 2
+    seed: int = 0
+    smoke: bool = False
+
+    def __post_init__(self) -> None:
+        if self.minutes <= 0 or self.hours <= 0:
+            raise ConfigError("minutes and hours must be > 0")
+        if not 0 < self.train_share + self.vocoder_share < 1:
+            raise ConfigError("train_share + vocoder_share must be in (0, 1)")
+        if self.n_pairs < 1 or self.n_story_pairs < 1 or self.n_prompts < 0:
+            raise ConfigError("n_pairs, n_story_pairs must be >= 1 and n_prompts >= 0")
+
+    # ---- derived budgets (computed, never stored) ----
+    @property
+    def train_seconds_per_model(self) -> float:
+        return self.minutes * 60 * self.train_share / 2
+
+    @property
+    def vocoder_seconds(self) -> float:
+        return self.minutes * 60 * self.vocoder_share
+
+    def planned_steps(self, n_layers_total: int) -> int:
+        """Optimizer steps one model should reach in its time budget (cosine horizon)."""
+        layers = self.n_layers or n_layers_total
+        tok_per_s = CPU_TOKENS_PER_S_30_LAYERS * 30 / max(layers, 1)
+        tokens = self.train_seconds_per_model * tok_per_s
+        return max(10, int(tokens // (self.block_size * self.batch_size)))
+
+
+def smoke_config(out: str = "quickstart-smoke", **overrides) -> QuickstartConfig:
+    """Tiny settings that run every stage in under 3 minutes on 2 CPU cores."""
+    base = QuickstartConfig(
+        out=out,
+        minutes=2.0,
+        hours=0.04,
+        n_pairs=24,
+        n_story_pairs=12,
+        n_units=64,
+        n_layers=2,
+        block_size=128,
+        batch_size=4,
+        lr=1e-3,
+        train_share=0.3,
+        vocoder_share=0.1,
+        eval_points=4,
+        n_prompts=1,
+        smoke=True,
+    )
+    return dataclasses.replace(base, **overrides)

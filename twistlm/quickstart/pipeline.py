@@ -1,0 +1,387 @@
+"""The quickstart pipeline: one resumable stage after another, each writing its own folder.
+
+Layout of ``cfg.out``::
+
+    corpus/       synthetic training speech (wavs/, manifest.jsonl)        twistlm synth corpus
+    benchmarks/   sWUGGY / sBLIMP / sSC / tSC-style sets, held-out voices  twistlm synth benchmarks
+    tokenizer/    offline spectral tokenizer (k-means)                     twistlm fit-kmeans
+    units/        unit shards of the corpus                                twistlm tokenize
+    runs/warm, runs/cold   training runs (metrics.jsonl, checkpoints/, model/)   twistlm train
+    models/warm, models/cold -> the trained SpeechLM dirs (copies of runs/*/model)
+    eval/warm, eval/cold   results.json, results.md, submission/           twistlm eval
+    vocoder/      vocoder training run; vocoder/vocoder is the exported model  twistlm train-vocoder
+    generation/   continuations of held-out prompts, ASR, PPL, auto-BLEU
+    report/       report.md, loss.png, accuracy.png, results.json, samples/*.wav
+    stages.json   finished stages with their timings and results (rerun skips them)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twistlm.config import save_config, to_dict
+from twistlm.io import read_json, write_json
+from twistlm.quickstart.config import QuickstartConfig
+
+BENCH_KINDS = ("swuggy", "sblimp", "ssc", "tsc")
+
+
+class Stages:
+    """Runs named stages once: finished ones are recorded in ``stages.json`` and skipped."""
+
+    def __init__(self, out: Path, names: list[str]):
+        self.out = out
+        self.path = out / "stages.json"
+        self.names = names
+        self.done: dict[str, dict[str, Any]] = read_json(self.path) if self.path.exists() else {}
+        self.t0 = time.time()
+
+    def run(self, name: str, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        i = self.names.index(name) + 1
+        n = len(self.names)
+        if name in self.done:
+            rec = self.done[name]
+            print(f"[{i}/{n}] {name}: done earlier in {rec['seconds']:.0f} s, skipped")
+            return rec["result"]
+        elapsed = time.time() - self.t0
+        print(f"\n[{i}/{n}] {name}: {what}  (elapsed {elapsed / 60:.1f} min)", flush=True)
+        t = time.time()
+        result = fn()
+        secs = time.time() - t
+        self.done[name] = {"seconds": round(secs, 1), "result": result}
+        write_json(self.path, self.done)
+        print(f"[{i}/{n}] {name}: finished in {secs:.0f} s", flush=True)
+        return result
+
+    def seconds(self) -> dict[str, float]:
+        return {k: v["seconds"] for k, v in self.done.items()}
+
+
+STAGES = [
+    "corpus",
+    "benchmarks",
+    "tokenizer",
+    "tokenize",
+    "train-warm",
+    "train-cold",
+    "eval-warm",
+    "eval-cold",
+    "vocoder",
+    "generation",
+    "report",
+]
+
+
+def _train_config(
+    cfg: QuickstartConfig,
+    start: str,
+    units: Path,
+    run_dir: Path,
+    steps: int,
+    decay_steps: int,
+    max_seconds: float | None,
+):
+    from twistlm.train.config import (
+        BudgetConfig,
+        DataConfig,
+        LoggingConfig,
+        ModelConfig,
+        OptimConfig,
+        RuntimeConfig,
+        ScheduleConfig,
+        TrainConfig,
+    )
+
+    eval_every = max(1, decay_steps // cfg.eval_points)
+    return TrainConfig(
+        data=DataConfig(train=str(units), block_size=cfg.block_size, val_max_utterances=300),
+        model=ModelConfig(
+            text_lm=cfg.text_lm,
+            start=start,
+            init=cfg.init,
+            init_scale=cfg.init_scale,
+            out_init=cfg.out_init,
+            n_layers=cfg.n_layers,
+        ),
+        optim=OptimConfig(lr=cfg.lr, batch_size=cfg.batch_size),
+        schedule=ScheduleConfig(
+            kind="cosine", warmup_steps=max(1, decay_steps // 20), decay_steps=decay_steps
+        ),
+        budget=BudgetConfig(max_steps=steps, max_seconds=max_seconds),
+        runtime=RuntimeConfig(),
+        logging=LoggingConfig(
+            run_dir=str(run_dir),
+            log_every=max(1, eval_every // 4),
+            eval_every=eval_every,
+            eval_at_start=True,
+            checkpoint_every=eval_every,
+            keep_checkpoints=1,
+        ),
+        seed=cfg.seed,
+        resume=True,
+    )
+
+
+def _text_lm_layers(text_lm: str | None) -> int:
+    """Depth of the text LM (for planning), read from its config without loading weights."""
+    if text_lm is None:
+        return 30  # SmolLM2-135M (DESIGN.md section 4)
+    p = Path(text_lm)
+    if p.is_dir() and (p / "config.json").exists():
+        c = read_json(p / "config.json")
+        return int(c.get("num_hidden_layers") or c.get("n_layer") or 12)
+    return 12
+
+
+def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
+    """Run (or resume) every stage; returns the combined results (also report/results.json)."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "quickstart.yaml")
+    st = Stages(out, STAGES)
+    t_start = time.time()
+
+    # 1-2. speech: training corpus (training voices) and benchmarks (held-out voices)
+    from twistlm.synth.benchmarks import synthesize_benchmarks
+    from twistlm.synth.corpus import synthesize_corpus
+
+    corpus = st.run(
+        "corpus",
+        f"synthesizing {cfg.hours:g} h of multi-speaker speech",
+        lambda: dataclasses.asdict(
+            synthesize_corpus(out / "corpus", hours=cfg.hours, seed=cfg.seed, workers=cfg.workers)
+        ),
+    )
+    benches = st.run(
+        "benchmarks",
+        "synthesizing sWUGGY/sBLIMP/sSC/tSC-style pairs with held-out voices",
+        lambda: _benchmarks(cfg, out / "benchmarks", synthesize_benchmarks),
+    )
+    bench_paths = benches["paths"]
+
+    # 3-4. tokenizer: spectral features + k-means, then the corpus to unit shards
+    tok_dir = out / "tokenizer"
+    st.run(
+        "tokenizer",
+        f"fitting the offline tokenizer ({cfg.features}, k={cfg.n_units})",
+        lambda: _fit_tokenizer(cfg, out / "corpus", tok_dir),
+    )
+    units = out / "units"
+    st.run(
+        "tokenize",
+        "tokenizing the corpus into unit shards",
+        lambda: _tokenize(tok_dir, out / "corpus" / "wavs", units),
+    )
+
+    # 5-6. warm and cold SpeechLMs: identical architecture, data order and token budget
+    layers = _text_lm_layers(cfg.text_lm)
+    planned = cfg.planned_steps(layers)
+    warm = st.run(
+        "train-warm",
+        f"training the warm-started SpeechLM (~{cfg.train_seconds_per_model / 60:.1f} min, "
+        f"plan {planned} steps)",
+        lambda: _train(cfg, "warm", units, out, planned, planned, cfg.train_seconds_per_model),
+    )
+    st.run(
+        "train-cold",
+        f"training the cold-started twin for the same {warm['steps']} steps",
+        lambda: _train(cfg, "cold", units, out, warm["steps"], planned, None),
+    )
+
+    # 7-8. likelihood benchmarks (+ the text topline once)
+    for start in ("warm", "cold"):
+        st.run(
+            f"eval-{start}",
+            f"scoring the benchmarks with the {start} model",
+            lambda start=start: _evaluate(
+                cfg, out, start, bench_paths, tok_dir, topline=cfg.topline and start == "warm"
+            ),
+        )
+
+    # 9. vocoder
+    st.run(
+        "vocoder",
+        f"training a small unit vocoder (~{cfg.vocoder_seconds / 60:.1f} min)",
+        lambda: _train_vocoder(cfg, out, units),
+    )
+
+    # 10. spoken continuations of held-out prompts + generation metrics
+    st.run(
+        "generation",
+        f"continuing {cfg.n_prompts} held-out spoken prompts",
+        lambda: _generation(cfg, out, bench_paths, tok_dir),
+    )
+
+    # 11. report
+    from twistlm.quickstart.report import write_report
+
+    def _report():
+        return write_report(cfg, out, st.seconds(), corpus, benches)
+
+    st.run("report", "writing report/", _report)
+    combined = read_json(out / "report" / "results.json")
+    print(f"\nquickstart finished in {(time.time() - t_start) / 60:.1f} min (this invocation)")
+    print((out / "report" / "table.md").read_text())
+    print(f"report: {out / 'report' / 'report.md'}")
+    return combined
+
+
+# ---------------------------------------------------------------- stages
+def _benchmarks(cfg: QuickstartConfig, root: Path, synthesize_benchmarks) -> dict[str, Any]:
+    from twistlm.synth.benchmarks import DIRS
+
+    counts: dict[str, int] = {}
+    for kinds, n in ((("swuggy", "sblimp"), cfg.n_pairs), (("ssc", "tsc"), cfg.n_story_pairs)):
+        s = synthesize_benchmarks(
+            root, n_pairs=n, seed=cfg.seed, benchmarks=kinds, workers=cfg.workers
+        )
+        counts.update(s.n_pairs)
+    return {"paths": {k: str(root / DIRS[k]) for k in counts}, "n_pairs": counts}
+
+
+def _fit_tokenizer(cfg: QuickstartConfig, corpus: Path, tok_dir: Path) -> dict[str, Any]:
+    from twistlm.synth.corpus import read_manifest
+    from twistlm.tokenizer.unit_tokenizer import build_offline_tokenizer
+
+    wavs = [r["path"] for r in read_manifest(corpus / "manifest.jsonl")]
+    tok = build_offline_tokenizer(
+        wavs, n_units=cfg.n_units, features=cfg.features, frame_rate=cfg.frame_rate, seed=cfg.seed
+    )
+    tok.save_pretrained(tok_dir)
+    return tok.info()
+
+
+def _tokenize(tok_dir: Path, audio: Path, units: Path) -> dict[str, Any]:
+    from twistlm.tokenizer.corpus import tokenize_corpus
+
+    s = tokenize_corpus(str(tok_dir), audio, units)
+    d = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
+    d["units_per_second"] = (
+        d["units"] / max(d["seconds"], 1e-9) if "units" in d and "seconds" in d else None
+    )
+    return d
+
+
+def _train(
+    cfg: QuickstartConfig,
+    start: str,
+    units: Path,
+    out: Path,
+    steps: int,
+    decay_steps: int,
+    max_seconds: float | None,
+) -> dict[str, Any]:
+    from twistlm.train.trainer import train
+
+    run_dir = out / "runs" / start
+    tcfg = _train_config(cfg, start, units, run_dir, steps, decay_steps, max_seconds)
+    res = train(tcfg)
+    model_dir = out / "models" / start
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    shutil.copytree(res.model_dir, model_dir)
+    return {
+        "steps": res.steps,
+        "tokens": res.tokens,
+        "loss": res.loss,
+        "val_loss": res.val_loss,
+        "elapsed_s": res.elapsed_s,
+        "stopped_by": res.stopped_by,
+        "model_dir": str(model_dir),
+        "run_dir": str(run_dir),
+        "config": to_dict(tcfg),
+    }
+
+
+def _evaluate(
+    cfg: QuickstartConfig,
+    out: Path,
+    start: str,
+    bench_paths: dict[str, str],
+    tok_dir: Path,
+    topline: bool,
+) -> dict[str, Any]:
+    from twistlm.eval.run import evaluate
+
+    res = evaluate(
+        out / "models" / start,
+        {k: bench_paths[k] for k in BENCH_KINDS if k in bench_paths},
+        tokenizer=str(tok_dir),
+        out_dir=out / "eval" / start,
+        autocast=True,
+        cache_dir=out / "cache" / "units",
+        topline=topline,
+        text_lm=cfg.text_lm,
+    )
+    return {"results": str(out / "eval" / start / "results.json"), "stats": res.stats}
+
+
+def _train_vocoder(cfg: QuickstartConfig, out: Path, units: Path) -> dict[str, Any]:
+    from twistlm.vocoder.train import VocoderTrainConfig, train_vocoder
+
+    vcfg = VocoderTrainConfig(
+        audio_dir=str(out / "corpus" / "wavs"),
+        units_dir=str(units),
+        out_dir=str(out / "vocoder"),
+        size="tiny" if cfg.smoke else "small",
+        max_seconds=cfg.vocoder_seconds,
+        seed=cfg.seed,
+        sample_every=10**9,
+    )
+    res = train_vocoder(vcfg, resume=True)
+    return {
+        "vocoder_dir": str(out / "vocoder" / "vocoder"),
+        "steps": res.step,
+        "seconds": res.seconds,
+        "val_mel_l1": res.val_mel_l1,
+    }
+
+
+def _prompts(bench_paths: dict[str, str], n: int) -> list:
+    """Held-out prompts: the first ``n`` true-ending passages of the tSC-style set (held-out voices)."""
+    from twistlm.eval.readers import read_benchmark
+
+    kind = "tsc" if "tsc" in bench_paths else next(iter(bench_paths))
+    pairs = read_benchmark(kind, bench_paths[kind])
+    return [p.positive for p in pairs[:n]]
+
+
+def _generation(
+    cfg: QuickstartConfig, out: Path, bench_paths: dict[str, str], tok_dir: Path
+) -> dict[str, Any]:
+    from twistlm.eval.generation import evaluate_generation
+    from twistlm.eval.readers import read_benchmark
+
+    prompts = _prompts(bench_paths, cfg.n_prompts)
+    kind = "tsc" if "tsc" in bench_paths else next(iter(bench_paths))
+    refs = {
+        p.positive.key: p.positive_text
+        for p in read_benchmark(kind, bench_paths[kind])[: cfg.n_prompts]
+        if p.positive_text
+    }
+    asr = None
+    if not cfg.asr:
+        asr = _no_asr
+    res = evaluate_generation(
+        str(out / "models" / "warm"),
+        str(tok_dir),
+        str(out / "vocoder" / "vocoder"),
+        prompts,
+        out_dir=out / "generation",
+        seed=cfg.seed,
+        asr_model=asr,
+        text_lm=cfg.text_lm,
+        references=refs,
+        n_samples=cfg.n_prompts,
+        score="continuation",
+    )
+    return res.to_dict() | {"records": None}
+
+
+def _no_asr(wav) -> str:  # ASR switched off: empty transcripts (metrics then read None)
+    return ""
