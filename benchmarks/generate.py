@@ -12,11 +12,18 @@ which is what sampling without a KV cache costs. Target: cached >= 5x uncached a
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
+import sys
 
-import torch
+# Running `python benchmarks/generate.py` puts benchmarks/ first on sys.path, where a script
+# named like a stdlib module (benchmarks/tokenize.py) would shadow it: drop that entry.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
 
 
 def main() -> None:

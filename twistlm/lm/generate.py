@@ -194,9 +194,7 @@ class _Forward:
         if cache is not None:
             kwargs[self.cache_kw] = cache
         out = self.model(**kwargs)
-        new_cache = getattr(out, "cache", None)
-        if new_cache is None:
-            new_cache = getattr(out, "past_key_values", None)
+        new_cache = getattr(out, self.cache_kw, None) if use_cache else None
         return out.logits[:, -1], new_cache  # (B, V)
 
 
