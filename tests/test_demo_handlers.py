@@ -240,7 +240,7 @@ def test_continue_matches_the_library(qs, backend, tmp_path):
     assert len(full) == 48000 + len(cont)  # first 3 s of the prompt, then the continuation
     np.testing.assert_allclose(full, ref.wav, atol=1 / 32768)
     assert out.continuation_wav.parent.parent == store.root / "runs"
-    assert out.json_path.exists() and out.transcript == "(ASR off (--asr off))"
+    assert out.json_path.exists() and out.transcript == "ASR off (--asr off)"
     # the plot: prompt then continuation, in seconds at 25 Hz
     lines = out.figure.axes[0].get_lines()
     assert [ln.get_label() for ln in lines] == ["prompt", "continuation"]

@@ -325,7 +325,7 @@ def continue_audio(
         except Exception as e:  # ASR is a nice-to-have: report, never fail the request
             transcript = f"(ASR failed: {_one_line(e)})"
     elif asr is None:
-        transcript = f"({backend.asr_status})"
+        transcript = backend.asr_status
     cont_s = (len(res.wav) - res.prompt_samples) / res.sample_rate
     details = (
         f"**{which} model** · prompt {res.settings['prompt_seconds_used']:.2f} s = "
