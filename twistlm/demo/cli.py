@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     backend = DemoBackend(paths, device=args.device, asr=args.asr, autocast=args.bf16)
-    print(backend.status_markdown().replace("**", ""))
+    print(backend.status_markdown().replace("**", "").replace("`", ""))
     if args.check:
         problems = backend.preload()
         for p in problems:
