@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--asr", default=None, help="faster-whisper model (default Whisper tiny.en)")
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--griffin-lim-baseline",
+        action="store_true",
+        help="also report the labelled baseline: unit mean-mel + Griffin-Lim, fit on --exclude-units",
+    )
     p.add_argument("--out", default="vocoder_wer", help="folder for wavs and results.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -64,6 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     systems = ["original", "resynth_true_durations"] + (
         ["resynth_predicted_durations"] if voc.has_duration_predictor else []
     )
+    baseline = None
+    if args.griffin_lim_baseline:
+        if not args.exclude_units:
+            p.error("--griffin-lim-baseline needs --exclude-units (the training shards to fit on)")
+        from twistlm.vocoder.griffinlim import UnitMelGriffinLim
+
+        def training_utts(limit: int = 200):
+            for rec in list(iter_records(args.exclude_units))[:limit]:
+                frames = torch.repeat_interleave(
+                    torch.tensor(rec["units"]), torch.tensor(rec["durations"])
+                )
+                w = load_audio(corpus / rec["id"])[: frames.numel() * tok.hop]
+                yield frames[: w.size // tok.hop], w[: w.size // tok.hop * tok.hop]
+
+        baseline = UnitMelGriffinLim.fit(training_utts(), tok.hop, tok.n_units)
+        systems.append("baseline_griffin_lim_true_durations")
     hyps: dict[str, list[str]] = {s: [] for s in systems}
     refs, per_utt = [], []
     t0 = time.time()
@@ -77,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         if voc.has_duration_predictor:
             audio["resynth_predicted_durations"] = voc.synthesize(t.units, None, spk)
+        if baseline is not None:
+            audio["baseline_griffin_lim_true_durations"] = baseline.synthesize(t.units, t.durations)
         rec = {"path": r["path"], "voice": r.get("voice"), "text": r["text"]}
         for s in systems:
             hyp = asr(audio[s])

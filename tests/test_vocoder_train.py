@@ -221,3 +221,20 @@ def test_cli_train_then_resynth_end_to_end(tmp_path):
     assert [json.loads(x)["path"] for x in (out / "errors.jsonl").read_text().splitlines()] == [
         str(bad)
     ]
+
+
+def test_griffin_lim_baseline_reproduces_unit_spectra():
+    from twistlm.vocoder.griffinlim import UnitMelGriffinLim
+
+    t = np.arange(20 * HOP) / 16000
+    utts = []
+    for u in range(4):  # unit u is a 200 + 100 u Hz tone
+        frames = torch.full((20,), u)
+        utts.append((frames, 0.3 * np.sin(2 * np.pi * (200 + 100 * u) * t)))
+    gl = UnitMelGriffinLim.fit(utts, HOP, n_units=5)
+    wav = gl.synthesize(torch.tensor([3, 1]), torch.tensor([10, 10]))
+    assert wav.shape == (20 * HOP,) and wav.dtype == np.float32
+    for part, hz in ((wav[: 10 * HOP], 500), (wav[10 * HOP :], 300)):
+        spec = np.abs(np.fft.rfft(part * np.hanning(part.size)))
+        peak = np.argmax(spec) * 16000 / part.size
+        assert abs(peak - hz) < 60, (peak, hz)

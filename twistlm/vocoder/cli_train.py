@@ -58,6 +58,7 @@ def build_config(args: argparse.Namespace):
         "size": args.size,
         "max_steps": args.max_steps,
         "max_seconds": None if args.max_minutes is None else args.max_minutes * 60,
+        "max_cpu_seconds": None if args.max_cpu_minutes is None else args.max_cpu_minutes * 60,
         "gan_start_step": args.gan_start_step,
         "batch_size": args.batch_size,
         "lr": args.lr,

@@ -57,7 +57,9 @@ class VocoderTrainConfig:
     disc_width: discriminator channel multiplier (1.0 = HiFi-GAN's sizes; 0 = preset default).
     mel_weight / fm_weight / dur_weight: loss weights (fm_weight multiplies hifi-gan's x2).
     max_steps: stop at this global step (0: no limit). max_seconds: stop after this many
-      seconds of this invocation (0: no limit); both may be set.
+      seconds of this invocation (0: no limit). max_cpu_seconds: stop after this much CPU
+      time of this process (time.process_time, all threads; a fair budget on a shared machine).
+      Any combination may be set; the first reached stops the run.
     checkpoint_every / sample_every / eval_every / log_every: in steps.
     n_samples: held-out utterances vocoded into samples/ (ground-truth and predicted durations).
     val_utterances: utterances held out for validation mel L1 and samples.
@@ -83,6 +85,7 @@ class VocoderTrainConfig:
     dur_weight: float = 1.0
     max_steps: int = 0
     max_seconds: float = 0.0
+    max_cpu_seconds: float = 0.0
     checkpoint_every: int = 250
     sample_every: int = 1000
     eval_every: int = 250
@@ -97,8 +100,8 @@ class VocoderTrainConfig:
     def __post_init__(self):
         if not self.audio_dir or not self.units_dir:
             raise ValueError("audio_dir and units_dir are required")
-        if self.max_steps <= 0 and self.max_seconds <= 0:
-            raise ValueError("set a budget: max_steps > 0 and/or max_seconds > 0")
+        if self.max_steps <= 0 and self.max_seconds <= 0 and self.max_cpu_seconds <= 0:
+            raise ValueError("set a budget: max_steps, max_seconds or max_cpu_seconds > 0")
         if self.batch_size < 1 or self.segment_frames < 0:
             raise ValueError("batch_size must be >= 1 and segment_frames >= 0")
 
@@ -317,14 +320,19 @@ class _Trainer:
 def train_vocoder(cfg: VocoderTrainConfig, resume: bool = False) -> VocoderTrainResult:
     """Train (or resume) a vocoder; returns when max_steps or max_seconds is reached."""
     tr = _Trainer(cfg, resume)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     acc: dict[str, list[float]] = {}
     total = cfg.max_steps if cfg.max_steps > 0 else None
     bar = tqdm(total=total, initial=tr.step, desc="train-vocoder", unit="step")
     val = None
     while True:
         elapsed = time.time() - t0
-        if (cfg.max_steps > 0 and tr.step >= cfg.max_steps) or (0 < cfg.max_seconds <= elapsed):
+        cpu = time.process_time() - cpu0
+        if (
+            (cfg.max_steps > 0 and tr.step >= cfg.max_steps)
+            or (0 < cfg.max_seconds <= elapsed)
+            or (0 < cfg.max_cpu_seconds <= cpu)
+        ):
             break
         m = tr.train_step()
         bar.update(1)
@@ -333,6 +341,7 @@ def train_vocoder(cfg: VocoderTrainConfig, resume: bool = False) -> VocoderTrain
         log_now, eval_now = tr.step % cfg.log_every == 0, tr.step % cfg.eval_every == 0
         if log_now or eval_now:
             rec = {"step": tr.step, "seconds": round(time.time() - t0, 2), "lr": tr._lr()}
+            rec["cpu_seconds"] = round(time.process_time() - cpu0, 2)
             rec.update({k: sum(v) / len(v) for k, v in acc.items()})
             rec["phase"] = "gan" if 0 <= cfg.gan_start_step < tr.step else "mel"
             acc.clear()
