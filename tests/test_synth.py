@@ -179,3 +179,24 @@ def test_benchmarks_layouts_parse_with_readers(tmp_path):
     a = [json.loads(x) for x in (tmp_path / "sSC/pairs.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in (tmp_path / "again/sSC/pairs.jsonl").read_text().splitlines()]
     assert a == b
+
+
+@pytest.mark.tts
+def test_benchmark_rerun_with_other_size_or_seed_leaves_no_stale_audio(tmp_path):
+    from twistlm.synth.benchmarks import synthesize_benchmarks
+
+    _need("flite:kal16")
+    kw = dict(voices=["flite:kal16"], benchmarks=("ssc", "tsc"), workers=1)
+    synthesize_benchmarks(tmp_path, n_pairs=3, seed=0, **kw)
+    before = (tmp_path / "sSC" / "0_correct.wav").read_bytes()
+    synthesize_benchmarks(tmp_path, n_pairs=2, seed=1, **kw)  # smaller, other stories
+    for kind in ("ssc", "tsc"):
+        folder = read_benchmark(kind, tmp_path / DIRS_SC[kind], layout="storycloze-folder")
+        index = read_benchmark(kind, tmp_path)
+        assert [r.pair_id for r in folder] == ["0", "1"]  # pair 2 of the first run is gone
+        assert [r.positive_text for r in folder] == [r.positive_text for r in index]
+    # same file name, new story: the audio was redone, not reused
+    assert (tmp_path / "sSC" / "0_correct.wav").read_bytes() != before
+
+
+DIRS_SC = {"ssc": "sSC", "tsc": "tSC"}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from twistlm.io import ErrorLog, atomic_write_text, write_json
 from twistlm.synth.lexicon import make_word_pairs
-from twistlm.synth.parallel import Job, run_jobs
+from twistlm.synth.parallel import Job, SynthIndex, run_jobs
 from twistlm.synth.templates import make_sentence_pairs, make_stories
 from twistlm.synth.text import load_utterances
 from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, resolve_voices, voice_slug
@@ -256,16 +256,29 @@ def synthesize_benchmarks(
                     continue
                 jobs[j.path] = j
     errors = ErrorLog(out / "errors.jsonl")
+    index = SynthIndex(out / ".synth_index.json")
     keyed = [Job(path, j.voice, j.text, path) for path, j in jobs.items()]  # key by path: unique
-    done = run_jobs(keyed, errors, workers, desc="benchmarks")
+    done = run_jobs(keyed, errors, workers, desc="benchmarks", index=index)
+    # wavs an earlier run of these benchmarks wrote that the current sets do not use (another
+    # size or seed) would be read by the folder layouts: remove them (only files we made)
+    current = {p.pos.path for ps in sets.values() for p in ps} | {
+        p.neg.path for ps in sets.values() for p in ps
+    }
+    dirs = {str(out / DIRS[k]) for k in sets}
+    for path in [x for x in index.stamps if x not in current and str(Path(x).parent) in dirs]:
+        for f in (Path(path), Path(path).with_suffix(".txt")):
+            f.unlink(missing_ok=True)
+        del index.stamps[path]
+    index.save()
     if "tsc" in sets and "ssc" in sets:
         for p in sets["tsc"]:
             src = str(Path(p.pos.path).parent.parent / DIRS["ssc"] / Path(p.pos.path).name)
-            if src in done and not Path(p.pos.path).is_file():
+            if src in done:
                 Path(p.pos.path).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, p.pos.path)
-            if src in done:
                 done[p.pos.path] = done[src]
+                index.stamps[p.pos.path] = index.stamps[src]
+        index.save()
 
     counts, failed = {}, 0
     for kind, pairs in sets.items():

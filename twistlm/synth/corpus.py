@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from twistlm.io import ErrorLog, atomic_write_text, write_json
-from twistlm.synth.parallel import Job, run_jobs
+from twistlm.synth.parallel import Job, SynthIndex, run_jobs
 from twistlm.synth.text import estimate_seconds, load_utterances
 from twistlm.synth.tts import (
     DEFAULT_HELDOUT_VOICES,
@@ -83,6 +83,7 @@ def synthesize_corpus(
     rng = random.Random(seed)
     order: list[str] = []
     errors = ErrorLog(out / "errors.jsonl")
+    index = SynthIndex(out / ".synth_index.json")
     target = hours * 3600.0
     jobs: list[Job] = []
     seconds: dict[str, float] = {}
@@ -105,7 +106,7 @@ def synthesize_corpus(
             est += estimate_seconds(utts[i])
             i += 1
         jobs += new
-        got = run_jobs(new, errors, workers, desc=f"corpus {hours:g} h")
+        got = run_jobs(new, errors, workers, desc=f"corpus {hours:g} h", index=index)
         seconds.update(got)
         if not got:
             raise TTSError(f"every utterance of a round failed: see {errors.path}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from twistlm.audio import audio_seconds
-from twistlm.io import ErrorLog
+from twistlm.io import ErrorLog, write_json
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,37 @@ def _init_worker() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+def job_stamp(job: Job) -> str:
+    """What a wav was made from: an existing file is reused only if voice and text match."""
+    return hashlib.sha1(f"{job.voice}\n{job.text}".encode()).hexdigest()[:16]
+
+
+class SynthIndex:
+    """``{path: stamp}`` of the wavs this folder's jobs wrote (``.synth_index.json``)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.stamps: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.stamps = {}
+
+    def save(self) -> None:
+        write_json(self.path, self.stamps)
+
+
 def run_jobs(
-    jobs: list[Job], errors: ErrorLog, workers: int = 2, desc: str = "synth"
+    jobs: list[Job],
+    errors: ErrorLog,
+    workers: int = 2,
+    desc: str = "synth",
+    index: SynthIndex | None = None,
 ) -> dict[str, float]:
     """Synthesize every job whose output is missing; returns key -> seconds for the ones that exist.
 
-    Failures are written to ``errors`` (one line each) and left out of the result.
+    With an ``index``, an existing wav is kept only if it was made from the same voice and text
+    (so a rerun with another seed or size never reuses stale audio). Failures are written to
+    ``errors`` (one line each) and left out of the result.
     """
     from tqdm import tqdm
 
@@ -48,12 +75,15 @@ def run_jobs(
     todo = []
     for j in jobs:
         p = Path(j.path)
-        if p.is_file():
+        fresh = index is None or index.stamps.get(j.path) == job_stamp(j)
+        if p.is_file() and fresh:
             try:
                 seconds[j.key] = audio_seconds(p)
                 continue
             except Exception:  # a broken leftover: redo it
-                p.unlink()
+                pass
+        if p.is_file():
+            p.unlink()
         todo.append(j)
     if not todo:
         return seconds
@@ -70,12 +100,18 @@ def run_jobs(
         for key, secs, err in results:
             if err is None:
                 seconds[key] = secs
+                if index is not None:
+                    index.stamps[by_key[key].path] = job_stamp(by_key[key])
+                    if len(seconds) % 200 == 0:
+                        index.save()
             else:
                 job = by_key[key]
                 errors.add(job.path, err, voice=job.voice, text=job.text)
             bar.update(1)
     finally:
         bar.close()
+        if index is not None:
+            index.save()
         if pool is not None:
             pool.close()
             pool.join()
