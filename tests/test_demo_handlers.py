@@ -97,8 +97,8 @@ def qs(tmp_path_factory):
     return build_quickstart_layout(tmp_path_factory.mktemp("qs"))
 
 
-@pytest.fixture
-def backend(qs):
+@pytest.fixture(scope="module")
+def backend(qs):  # loads each model once for the module
     return DemoBackend(resolve_paths(qs), asr="off")
 
 
@@ -255,7 +255,8 @@ def test_continue_uses_a_transcriber_when_given(qs, tmp_path):
         return "hello world"
 
     b = DemoBackend(resolve_paths(qs), asr=asr)
-    out = continue_audio(b, OutputStore(tmp_path), str(qs / "report/samples/prompt_1.wav"))
+    prompt = str(qs / "report/samples/prompt_1.wav")
+    out = continue_audio(b, OutputStore(tmp_path), prompt, SamplingSettings(seconds=0.5))
     assert out.transcript == "hello world"
     assert heard == [len(out.result.wav) - out.result.prompt_samples]
 
@@ -308,7 +309,7 @@ def test_resynthesize_matches_the_library(qs, backend, tmp_path):
 def test_warm_vs_cold_same_seed_two_models(qs, backend, tmp_path):
     store = OutputStore(tmp_path)
     prompt = str(qs / "report/samples/prompt_0.wav")
-    s = SamplingSettings(seconds=1.0, seed=3)
+    s = SamplingSettings(seconds=0.6, seed=3)
     out = warm_vs_cold(backend, store, prompt, s)
     warm = continue_audio(backend, store, prompt, s, "warm")
     cold = continue_audio(backend, store, prompt, s, "cold")
@@ -316,8 +317,9 @@ def test_warm_vs_cold_same_seed_two_models(qs, backend, tmp_path):
     assert out.cold.result.units.tolist() == cold.result.units.tolist()
     assert out.warm.result.units.tolist() != out.cold.result.units.tolist()
     assert set(out.prompt_mean) == {"warm", "cold"} and "| prompt:" in out.markdown
-    only_warm = DemoBackend(resolve_paths(qs, cold_model=None), asr="off")
-    only_warm.paths = type(only_warm.paths)(**{**only_warm.paths.__dict__, "cold_model": None})
+    from dataclasses import replace
+
+    only_warm = DemoBackend(replace(backend.paths, cold_model=None), asr="off")
     with pytest.raises(DemoUnavailable, match="needs both"):
         warm_vs_cold(only_warm, store, prompt, s)
 
