@@ -38,9 +38,16 @@ def default_cache_root() -> Path:
     return Path(base) / "twistlm" / "units"
 
 
-def tokenizer_fingerprint(info: dict[str, Any], directory: str | Path | None = None) -> str:
-    """Hex SHA-256 of a tokenizer's settings and (if given) the files of its directory."""
+def tokenizer_fingerprint(
+    info: dict[str, Any], directory: str | Path | None = None, centroids: Tensor | None = None
+) -> str:
+    """Hex SHA-256 of a tokenizer's settings, (if given) the files of its directory and its
+    centroids (so an in-memory tokenizer refitted with the same settings gets a new identity)."""
     h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
+    if centroids is not None:
+        c = torch.as_tensor(centroids).detach().float().cpu().contiguous()
+        h.update(str(tuple(c.shape)).encode())
+        h.update(c.numpy().tobytes())
     if directory is not None and Path(directory).is_dir():
         for p in sorted(Path(directory).rglob("*")):
             if not p.is_file():

@@ -111,6 +111,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="prompt wavs or folders of wavs: also run generation metrics (needs --vocoder)",
     )
     p.add_argument("--vocoder", default=None, help="vocoder dir for --gen-prompts")
+    p.add_argument("--gen-n", type=int, default=None, help="use the first N prompts (all)")
+    p.add_argument(
+        "--gen-seconds",
+        type=float,
+        default=None,
+        help="continuation length in seconds (default: TWIST's rule, min(250, 3 x prompt) tokens)",
+    )
+    p.add_argument(
+        "--asr-model",
+        default=None,
+        help="faster-whisper model name/dir for generation metrics (default Whisper tiny.en, offline)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip results.png")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -129,6 +141,18 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.batch_size < 1:
         raise SystemExit("twistlm eval: --batch-size must be >= 1")
+    gen_options = {
+        k: v
+        for k, v in {
+            "n_prompts": args.gen_n,
+            "seconds": args.gen_seconds,
+            "asr_model": args.asr_model,
+            "text_lm": args.text_lm,
+            "batch_size": args.batch_size,
+            "progress": not args.quiet,
+        }.items()
+        if v is not None
+    }
     result = evaluate(
         args.model,
         benches,
@@ -145,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         text_lm=args.text_lm,
         gen_prompts=args.gen_prompts,
         vocoder=args.vocoder,
+        gen_options=gen_options,
         ci=args.ci,
         limit=args.limit,
         progress=not args.quiet,

@@ -415,7 +415,7 @@ def evaluate(
     tok, tok_dir = load_tokenizer(lm, tokenizer)
     check_compatible(lm, tok)
     info = tok.info() if hasattr(tok, "info") else {}
-    fingerprint = tokenizer_fingerprint(info, tok_dir)
+    fingerprint = tokenizer_fingerprint(info, tok_dir, getattr(tok, "centroids", None))
     cache = None
     if use_cache:
         cache = UnitCache(cache_dir or default_cache_root(), fingerprint, info)
