@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-minutes", type=float, help="stop after this many minutes (this invocation)"
     )
+    p.add_argument("--max-cpu-minutes", type=float, help="stop after this much process CPU time")
     p.add_argument(
         "--gan-start-step", type=int, help="mel-only warmup steps before GAN (-1: never)"
     )
