@@ -8,7 +8,16 @@ synthetic word-bigram unit corpus (twistlm.train.synthetic; stated in the output
     python benchmarks/train_warm_init.py --layers 6 --steps 150 --out runs/warm_init
 """
 
+# ruff: noqa: E402  (sys.path is fixed before the imports)
 from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/ holds tokenize.py etc.; keep this folder off sys.path so the stdlib wins.
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+]
 
 import argparse
 import json
@@ -42,6 +51,10 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--precision", default="auto", help="auto | fp32 | bf16 (bf16 only pays off with AMX)"
+    )
+    ap.add_argument("--val-max", type=int, default=200, help="held-out utterances")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -86,7 +99,7 @@ def main() -> None:
             [
                 f"data.train={shards}",
                 f"data.block_size={args.block}",
-                "data.val_max_utterances=200",
+                f"data.val_max_utterances={args.val_max}",
                 f"model.init_from={model_dir}",
                 f"optim.batch_size={args.batch}",
                 f"optim.lr={lr}",
@@ -97,7 +110,7 @@ def main() -> None:
                 "logging.checkpoint_every=0",
                 "logging.progress=false",
                 "logging.log_every=5",
-                "runtime.precision=bf16",
+                f"runtime.precision={args.precision}",
             ],
         )
         t = time.time()
@@ -111,7 +124,7 @@ def main() -> None:
 
     steps = [s for s, _ in next(iter(curves.values()))]
     print(
-        f"\nval loss (nats/unit), SmolLM2-135M first {args.layers} layers, batch {args.batch}x{args.block}, bf16, data: {data_desc}"
+        f"\nval loss (nats/unit), SmolLM2-135M first {args.layers} layers, batch {args.batch}x{args.block}, {args.precision}, data: {data_desc}"
     )
     print(f"{'variant':<26}" + "".join(f"{s:>8}" for s in steps))
     for name, c in curves.items():

@@ -1,0 +1,337 @@
+"""Training throughput: (a) HF Trainer + padding collator, one utterance per row, vs (b) twistlm.
+
+Same model (SmolLM2-135M warm-started, full depth by default), same unit data, same precision,
+about the same number of real tokens per optimizer step. Each side runs in its own process so
+peak RSS is its own. Prints tokens/s (real, non-padding tokens), peak RSS, model FLOPs/token,
+achieved FLOP/s and the machine's measured peak matmul FLOP/s, plus os.getloadavg() (other
+jobs on a shared machine slow both sides).
+
+Data: a SYNTHETIC word-bigram unit corpus (twistlm.train.synthetic, 200 units, ~140 units per
+utterance like 7 s of 25 Hz deduplicated speech) unless --shards points at real unit shards.
+
+    python benchmarks/train.py                        # full depth, 4 x 512 blocks, 3 timed steps
+    python benchmarks/train.py --layers 6 --steps 5   # quicker
+"""
+
+# ruff: noqa: E402  (sys.path is fixed before the imports)
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/ holds tokenize.py etc.; keep this folder off sys.path so the stdlib wins.
+sys.path[:] = [
+    p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+]
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def flops_per_token(model, block: int) -> float:
+    """Training FLOPs per token: 6 x (non-embedding params + output layer) + attention scores.
+
+    Attention: 6 x n_layers x T x d per token (QK^T and AV, forward + backward; Kaplan et al. /
+    PaLM appendix B), with T the attended context length.
+    """
+    emb = model.get_input_embeddings().weight
+    n = sum(p.numel() for p in model.parameters()) - emb.numel()
+    out = model.get_output_embeddings().weight
+    if out is emb:
+        n += out.numel()  # the tied output layer is a matmul too
+    cfg = model.config
+    return 6.0 * n + 6.0 * cfg.num_hidden_layers * block * cfg.hidden_size
+
+
+def peak_matmul_flops(
+    threads: int, seconds: float = 3.0, n: int = 2048, dtype=torch.float32
+) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t, k = time.perf_counter(), 0
+    while time.perf_counter() - t < seconds:
+        a @ b
+        k += 1
+    return 2 * n**3 * k / (time.perf_counter() - t)
+
+
+def _rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB -> GB
+
+
+def child_hf(args) -> dict:
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from twistlm.lm.model import SpeechLM
+    from twistlm.train.data import read_units
+
+    torch.set_num_threads(args.threads)
+    lm = SpeechLM.from_pretrained(args.model)
+    v = lm.vocab
+    utts = read_units(args.shards_dir).units
+    rows = [[v.bos_id, *(u + v.offset).tolist(), v.eos_id] for u in utts]
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(rows)
+
+        def __getitem__(self, i):
+            return {"input_ids": rows[i]}
+
+    def collate(batch):  # the straightforward padding collator
+        T = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), T), v.pad_id)
+        mask = torch.zeros((len(batch), T), dtype=torch.long)
+        for i, b in enumerate(batch):
+            ids[i, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
+            mask[i, : len(b["input_ids"])] = 1
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": ids.masked_fill(mask == 0, -100),
+        }
+
+    times, ends, toks, padded = [], [], [], []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            times.append(time.perf_counter())
+
+        def on_step_end(self, a, state, control, **kw):
+            ends.append(time.perf_counter())
+
+    trainer_args = TrainingArguments(
+        output_dir=str(Path(args.out) / "hf"),
+        per_device_train_batch_size=args.hf_rows,
+        max_steps=args.steps + 1,
+        learning_rate=5e-4,
+        weight_decay=0.1,
+        adam_beta2=0.95,
+        warmup_steps=1,
+        lr_scheduler_type="cosine",
+        max_grad_norm=1.0,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to=[],
+        bf16=args.precision == "bf16",
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=0,
+        disable_tqdm=True,
+    )
+    orig = collate
+
+    def counting(batch):
+        out = orig(batch)
+        toks.append(int(out["attention_mask"].sum()))
+        padded.append(out["input_ids"].numel())
+        return out
+
+    tr = Trainer(
+        model=lm.model,
+        args=trainer_args,
+        train_dataset=Rows(),
+        data_collator=counting,
+        callbacks=[Clock()],
+    )
+    tr.train()
+    # timed: steps 2..N (step 1 warms up allocators and kernels)
+    dt = ends[-1] - times[1]
+    real = sum(toks[1 : args.steps + 1])
+    padding = 1 - sum(toks) / sum(padded)
+    return {
+        "tokens_per_s": real / dt,
+        "tokens_per_step": real / args.steps,
+        "peak_rss_gb": _rss_gb(),
+        "padding": padding,
+    }
+
+
+def child_ours(args) -> dict:
+    from twistlm.config import load_config
+    from twistlm.train import TrainConfig, train
+
+    cfg = load_config(
+        TrainConfig,
+        None,
+        [
+            f"data.train={args.shards_dir}",
+            "data.val_fraction=0",
+            f"data.block_size={args.block}",
+            f"model.init_from={args.model}",
+            f"optim.batch_size={args.batch}",
+            "schedule.warmup_steps=1",
+            f"budget.max_steps={args.steps + 1}",
+            f"logging.run_dir={Path(args.out) / 'ours'}",
+            "logging.log_every=1",
+            "logging.eval_at_start=false",
+            "logging.checkpoint_every=0",
+            "logging.progress=false",
+            f"runtime.precision={args.precision}",
+            f"runtime.threads={args.threads}",
+        ],
+    )
+    train(cfg)
+    recs = [
+        json.loads(x) for x in (Path(args.out) / "ours" / "metrics.jsonl").read_text().splitlines()
+    ]
+    steps = [r for r in recs if "loss" in r]
+    dt = steps[-1]["elapsed_s"] - steps[0]["elapsed_s"]
+    real = steps[-1]["tokens"] - steps[0]["tokens"]
+    return {
+        "tokens_per_s": real / dt,
+        "tokens_per_step": args.batch * args.block,
+        "peak_rss_gb": _rss_gb(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--out", default="/tmp/twistlm-bench-train")
+    ap.add_argument("--shards", default=None, help="real unit shards (default: synthetic)")
+    ap.add_argument(
+        "--layers", type=int, default=None, help="keep the first N layers (default: all 30)"
+    )
+    ap.add_argument("--batch", type=int, default=4, help="our blocks per step")
+    ap.add_argument("--block", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
+    ap.add_argument("--precision", default="auto", help="fp32 | bf16 | auto (bf16 only with AMX)")
+    ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    ap.add_argument("--child", choices=["hf", "ours"], default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--shards-dir", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--hf-rows",
+        type=int,
+        default=None,
+        help="HF rows per step (default: same real tokens as ours)",
+    )
+    args = ap.parse_args()
+    if args.child:
+        res = child_hf(args) if args.child == "hf" else child_ours(args)
+        print("RESULT " + json.dumps(res))
+        return
+
+    if args.precision == "auto":
+        args.precision = (
+            "bf16" if "AMX" in torch.backends.cpu.get_cpu_capability().upper() else "fp32"
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from twistlm.lm.warm_start import build_speech_lm
+    from twistlm.train.data import read_units
+    from twistlm.train.synthetic import synthetic_units, write_synthetic_shards
+
+    shards = Path(args.shards) if args.shards else out / "synthetic"
+    if not args.shards and not shards.exists():
+        write_synthetic_shards(shards, 600, n_units=200, seed=0)
+        # longer utterances (~140 units) than the default generator
+        from twistlm.data.shards import shard_name, write_shard
+
+        for f in shards.glob("shard-*.parquet"):
+            f.unlink()
+        utts = synthetic_units(600, 200, mean_words=40, seed=0)
+        recs = [
+            {"id": f"s{i:05d}", "units": u, "durations": np.ones_like(u), "seconds": u.size / 20}
+            for i, u in enumerate(utts)
+        ]
+        write_shard(shards / shard_name(0, 0), recs)
+    lens = np.array([u.size + 2 for u in read_units(shards).units])
+    model_dir = out / f"model-L{args.layers or 'all'}"
+    if not (model_dir / "twistlm.json").exists():
+        lm = build_speech_lm(None, 200, init="mean", n_layers=args.layers)
+        lm.save_pretrained(model_dir)
+    from twistlm.lm.model import SpeechLM
+
+    model = SpeechLM.from_pretrained(model_dir).model
+    fpt = flops_per_token(model, args.block)
+    n_layers = model.config.num_hidden_layers
+    del model
+    hf_rows = args.hf_rows or max(1, round(args.batch * args.block / lens.mean()))
+
+    results = {}
+    for side in ("hf", "ours"):
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            side,
+            "--model",
+            str(model_dir),
+            "--shards-dir",
+            str(shards),
+        ]
+        cmd += ["--out", str(out), "--batch", str(args.batch), "--block", str(args.block)]
+        cmd += [
+            "--steps",
+            str(args.steps),
+            "--precision",
+            args.precision,
+            "--threads",
+            str(args.threads),
+        ]
+        cmd += ["--hf-rows", str(hf_rows)]
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(args.threads),
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+        if p.returncode or not line:
+            sys.exit(f"{side} failed:\n{p.stderr[-3000:]}")
+        results[side] = json.loads(line[0][7:])
+    peak = peak_matmul_flops(args.threads)
+    a, b = results["hf"], results["ours"]
+    print(
+        f"model: SmolLM2-135M warm start, {n_layers} layers, {args.precision}, {args.threads} thread(s)"
+    )
+    print(
+        f"data: {'real shards ' + str(shards) if args.shards else 'SYNTHETIC units'}, {len(lens)} utterances, mean {lens.mean():.0f} ids (with BOS/EOS)"
+    )
+    print(
+        f"(a) HF Trainer, padding collator, {hf_rows} utterances/row-batch; (b) twistlm train, {args.batch} x {args.block} packed blocks"
+    )
+    print(f"{'':28}{'(a) HF Trainer':>16}{'(b) twistlm':>16}")
+    print(f"{'tokens/s (real tokens)':28}{a['tokens_per_s']:>16.1f}{b['tokens_per_s']:>16.1f}")
+    print(f"{'real tokens / step':28}{a['tokens_per_step']:>16.0f}{b['tokens_per_step']:>16.0f}")
+    print(f"(a) padding: {100 * a['padding']:.0f}% of its positions; (b) 0% (packed)")
+    print(f"{'peak RSS (GB)':28}{a['peak_rss_gb']:>16.2f}{b['peak_rss_gb']:>16.2f}")
+    print(
+        f"{'achieved GFLOP/s':28}{a['tokens_per_s'] * fpt / 1e9:>16.1f}{b['tokens_per_s'] * fpt / 1e9:>16.1f}"
+    )
+    print(f"speedup (b)/(a): {b['tokens_per_s'] / a['tokens_per_s']:.2f}x (target >= 1.5x)")
+    print(f"model FLOPs/token (train, 6N + attention at T={args.block}): {fpt / 1e6:.1f} MFLOP")
+    print(
+        f"measured peak matmul ({args.precision if args.precision == 'fp32' else 'fp32'} 2048^3, {args.threads} thr): {peak / 1e9:.1f} GFLOP/s;"
+        f" (b) reaches {100 * b['tokens_per_s'] * fpt / peak:.0f}% of it"
+    )
+    print(f"load average: {os.getloadavg()}")
+    (out / "result.json").write_text(
+        json.dumps(
+            {
+                "hf": a,
+                "ours": b,
+                "flops_per_token": fpt,
+                "peak_flops": peak,
+                "loadavg": os.getloadavg(),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
