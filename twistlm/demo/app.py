@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twistlm.demo.backend import DemoBackend, DemoUnavailable
+import numpy as np
+
+from twistlm.demo.backend import DemoBackend, DemoUnavailable, missing_model_message
 from twistlm.demo.handlers import (
     DemoInputError,
     Limits,
@@ -59,6 +61,13 @@ def safe(fn: Callable[..., tuple], n_outputs: int) -> Callable[..., tuple]:
 
     wrapped.__name__ = getattr(fn, "__name__", "handler")
     return wrapped
+
+
+def pcm16(audio: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
+    """(rate, float32 in [-1, 1]) -> (rate, int16): Gradio would peak-normalise float audio,
+    so picked samples would not reach the handlers as they are on disk."""
+    sr, wav = audio
+    return sr, (np.clip(wav, -1.0, 1.0) * 32767).astype(np.int16)
 
 
 def _notes(notes: list[str]) -> str:
@@ -129,13 +138,14 @@ class DemoApp:
     def on_pick_sample(self, label):
         if not label:
             return "", None
-        return "", load_pick(self.samples[label], self.backend)
+        return "", pcm16(load_pick(self.samples[label], self.backend))
 
     def on_pick_pair(self, label):
         if not label:
             return "", None, None
         rec = self.pairs[label]
-        a, b = load_pick(rec.positive, self.backend), load_pick(rec.negative, self.backend)
+        a = pcm16(load_pick(rec.positive, self.backend))
+        b = pcm16(load_pick(rec.negative, self.backend))
         text = f"A = the real one ({rec.positive_text or rec.positive.key}), B = the foil ({rec.negative_text or rec.negative.key})."
         return text, a, b
 
@@ -292,7 +302,7 @@ class DemoApp:
             with gr.Tab("Warm vs cold", elem_id="tab-warm-cold"):
                 if len(backend.models_available()) < 2:
                     gr.Markdown(
-                        f"**Needs both the warm and the cold model.** {status.splitlines()[0]}"
+                        f"**{missing_model_message(backend.paths, 'cold' if backend.has_model('warm') else 'warm')}**"
                     )
                 gr.Markdown(
                     "The same prompt, settings and seed through the warm-started and the cold-started model (TWIST's main comparison)."
