@@ -253,6 +253,10 @@ def test_length_options():
     p = [torch.zeros(4, dtype=torch.long)]
     assert len(generate_units(lm, p, max_seconds=2.0, units_per_second=2.5)[0]) == 5
     assert len(generate_units(lm, p)[0]) == twist_max_new_units(4) == 8
+    two = generate_units(lm, p * 2, max_new_units=[2, 5])
+    assert [len(t) for t in two] == [2, 5]
+    with pytest.raises(ValueError, match="lengths"):
+        generate_units(lm, p * 2, max_new_units=[2])
     with pytest.raises(ValueError, match="not both"):
         generate_units(lm, p, max_new_units=3, max_seconds=1.0, units_per_second=2)
     with pytest.raises(ValueError, match="units_per_second"):

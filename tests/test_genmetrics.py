@@ -162,12 +162,25 @@ def test_evaluate_generation_end_to_end_with_resume(tmp_path):
     )  # fmt: skip
     assert len(calls) == n_calls
     assert res2.ppl == pytest.approx(res.ppl) and res2.n_prompts == 3
+    # a subset with the same settings reuses its records and reports only that subset
+    sub = evaluate_generation(
+        lm, tok, voc, prompts[2:], out, asr_model=asr, text_lm=_tiny_text_lm(),
+        max_new_units=30, batch_size=2, n_samples=2, progress=False,
+    )  # fmt: skip
+    assert len(calls) == n_calls and [r["key"] for r in sub.records] == keys[1:]
     # other settings (seed) -> a fresh run
     res3 = evaluate_generation(
         lm, tok, voc, prompts[1:2], out, asr_model=asr, text_lm=_tiny_text_lm(),
         max_new_units=30, seed=1, resynth=False, score="full", progress=False,
     )  # fmt: skip
     assert len(calls) == n_calls + 1 and res3.resynth_wer is None
+    # seconds: each prompt's own units per second sets its length
+    res4 = evaluate_generation(
+        lm, tok, voc, prompts[1:3], None, asr_model=asr, text_lm=_tiny_text_lm(), seconds=1.0,
+        resynth=False, progress=False,
+    )  # fmt: skip
+    for r in res4.records:
+        assert len(r["continuation_units"]) == round(len(r["prompt_units"]) / 3.0)
     assert res3.records[0]["continuation_units"] != res.records[0]["continuation_units"]
 
 

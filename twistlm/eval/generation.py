@@ -257,8 +257,12 @@ class GenerationResult:
     errors: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, records: bool = False) -> dict[str, Any]:
+        """JSON-safe dict; per-prompt records only on request (they are in records.jsonl)."""
+        d = asdict(self)
+        if not records:
+            d.pop("records")
+        return d
 
 
 def _as_prompt(item: Any, i: int) -> tuple[str, str | None, Callable[[], np.ndarray]]:
@@ -273,6 +277,14 @@ def _as_prompt(item: Any, i: int) -> tuple[str, str | None, Callable[[], np.ndar
     if hasattr(item, "load"):
         return str(getattr(item, "key", f"prompt{i}")), getattr(item, "path", None), item.load
     raise TypeError(f"prompt {i}: expected a path, an AudioRef or (key, wav), got {type(item)}")
+
+
+def _is_prompt(item: Any) -> bool:
+    return (
+        isinstance(item, (str, Path))
+        or hasattr(item, "load")
+        or (isinstance(item, tuple) and len(item) == 2)
+    )
 
 
 def _settings_hash(settings: dict[str, Any]) -> str:
@@ -419,27 +431,17 @@ def evaluate_generation(
     for c in range(0, len(prepared), batch_size):
         chunk = prepared[c : c + batch_size]
         try:
-            budgets = {}
-            if seconds is not None:
-                for _i, key, _, _, head, units, _ in chunk:
-                    budgets[key] = max(
-                        int(round(seconds * len(units) / (len(head) / SAMPLE_RATE))), 1
-                    )
-            conts = []
-            if seconds is None:
-                conts = generate_units(
-                    lm, [x[5] for x in chunk], max_new_units=max_new_units,
-                    temperature=temperature, top_k=top_k, top_p=top_p,
-                    repetition_penalty=repetition_penalty, seed=seed, batch_size=batch_size,
-                    indices=[x[0] for x in chunk],
-                )  # fmt: skip
-            else:  # per-prompt lengths: one call each (same RNG streams via indices)
-                for x in chunk:
-                    conts += generate_units(
-                        lm, [x[5]], max_new_units=budgets[x[1]], temperature=temperature,
-                        top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-                        seed=seed, indices=[x[0]],
-                    )  # fmt: skip
+            budgets: int | list[int] | None = max_new_units
+            if seconds is not None:  # each prompt's own units per second
+                budgets = [
+                    max(int(round(seconds * len(x[5]) / (len(x[4]) / SAMPLE_RATE))), 1)
+                    for x in chunk
+                ]
+            conts = generate_units(
+                lm, [x[5] for x in chunk], max_new_units=budgets, temperature=temperature,
+                top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+                batch_size=batch_size, indices=[x[0] for x in chunk],
+            )  # fmt: skip
         except Exception as e:
             for x in chunk:
                 fail(x[2] or x[1], e)
@@ -473,20 +475,16 @@ def evaluate_generation(
                     f.write(json.dumps(r) + "\n")
     bar.close()
 
-    records = sorted(done.values(), key=lambda r: r["index"])
+    wanted = {_as_prompt(x, i)[0] for i, x in enumerate(items) if _is_prompt(x)}
+    records = sorted((r for r in done.values() if r["key"] in wanted), key=lambda r: r["index"])
     result = _aggregate(records, references, text_lm, _device_of(lm), settings, errors, progress)
     result.seconds = time.perf_counter() - t_start
     if out is not None:
         result.samples = [r["sample"] for r in records if r.get("sample")]
-        write_json(out / "generation.json", {k: v for k, v in result.to_dict().items()
-                                             if k != "records"})  # fmt: skip
-        result.records = records
+        write_json(out / "generation.json", result.to_dict())
         from twistlm.io import atomic_write_text
 
-        atomic_write_text(
-            out / "records_final.jsonl", "".join(json.dumps(r) + "\n" for r in records)
-        )
-    result.records = records
+        atomic_write_text(out / "per_prompt.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return result
 
 

@@ -201,7 +201,7 @@ class _Forward:
 # ---------------------------------------------------------------------------- generation
 def _resolve_lengths(
     prompt_lens: list[int],
-    max_new_units: int | None,
+    max_new_units: int | Sequence[int] | None,
     max_seconds: float | None,
     units_per_second: float | None,
 ) -> list[int]:
@@ -215,9 +215,14 @@ def _resolve_lengths(
             )
         return [max(int(round(max_seconds * units_per_second)), 0)] * len(prompt_lens)
     if max_new_units is not None:
-        if max_new_units < 0:
-            raise ValueError(f"max_new_units must be >= 0, got {max_new_units}")
-        return [int(max_new_units)] * len(prompt_lens)
+        if isinstance(max_new_units, int):
+            max_new_units = [max_new_units] * len(prompt_lens)
+        budgets = [int(n) for n in max_new_units]
+        if len(budgets) != len(prompt_lens):
+            raise ValueError(f"{len(budgets)} lengths for {len(prompt_lens)} prompts")
+        if any(n < 0 for n in budgets):
+            raise ValueError(f"max_new_units must be >= 0, got {budgets}")
+        return budgets
     return [twist_max_new_units(n) for n in prompt_lens]
 
 
@@ -225,7 +230,7 @@ def _resolve_lengths(
 def generate_units(
     lm: Any,
     prompts: Sequence[Tensor],
-    max_new_units: int | None = None,
+    max_new_units: int | Sequence[int] | None = None,
     max_seconds: float | None = None,
     units_per_second: float | None = None,
     temperature: float = TWIST_TEMPERATURE,
@@ -247,7 +252,7 @@ def generate_units(
             :class:`~twistlm.lm.vocab.UnitVocab`).
         prompts: 1-D LongTensors of unit indices in ``[0, n_units)`` (no offset, no BOS: the
             vocab adds its convention's prefix and offset).
-        max_new_units: units to generate per prompt. With neither this nor ``max_seconds``,
+        max_new_units: units to generate (one int, or one per prompt). With neither this nor ``max_seconds``,
             TWIST's rule applies per prompt: ``min(250, 3 * prompt_len) - prompt_len``.
         max_seconds, units_per_second: length in seconds, converted with the unit rate.
         temperature: softmax temperature (0 = greedy).
