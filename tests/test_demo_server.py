@@ -117,6 +117,10 @@ def test_server_api_queue_and_file_serving(qs, tmp_path):
         sf.write(str(long), np.sin(np.arange(4 * 16000) / 7).astype(np.float32) * 0.3, 16000)
         msg, panel = client.predict(prompt, handle_file(str(long)), "warm", api_name="/compare")
         assert "utterance B is 4.0 s long; the limit is 3.8 s" in msg and panel is None
+        msg, resynth, _, details = client.predict(prompt, "true", api_name="/resynthesize")
+        assert msg == "Done." and sf.info(resynth).frames % 640 == 0 and "units/s" in details
+        msg, *rest = client.predict(prompt, 0.5, 2.0, 0.8, 0, 1.0, 0, api_name="/warm_vs_cold")
+        assert msg.startswith("**Error:** Warm vs cold needs both") and "--cold-model" in msg
         # the server serves its own outputs, not the model dirs or anything else
         own = next((tmp_path / "out/runs").glob("*/continuation.wav"))
         assert httpx.get(f"{url}gradio_api/file={own}").status_code == 200
