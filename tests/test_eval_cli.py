@@ -141,3 +141,72 @@ def test_cli_sum_rule_and_bad_arguments(tmp_path, capsys):
     )
     assert float(sub["0_correct"]) == r.benchmarks["ssc"].pos_sum[0]
     assert float(sub["0_incorrect"]) == r.benchmarks["ssc"].neg_sum[0]
+
+
+def test_generation_is_wired_through(tmp_path, monkeypatch):
+    """--gen-prompts DIR: prompt files expanded, options passed, result lands in results.json."""
+    from test_eval_helpers import FrameTokenizer
+
+    import twistlm.eval.generation as gen
+    from twistlm.eval.run import evaluate
+
+    calls = {}
+
+    class _Res:
+        def to_dict(self):
+            return {"n_prompts": 2, "auto_bleu": 0.25}
+
+    def fake(lm, tokenizer, vocoder, prompts, out_dir, **opts):
+        calls.update(prompts=[str(p) for p in prompts], vocoder=vocoder, out_dir=out_dir, **opts)
+        return _Res()
+
+    monkeypatch.setattr(gen, "evaluate_generation", fake)
+    prompts = write_storycloze(tmp_path / "prompts", [(cycle(0, 5), cycle(1, 5))])
+    vocoder = object()
+    r = evaluate(
+        pattern_lm(),
+        {},
+        tokenizer=FrameTokenizer(),
+        out_dir=tmp_path / "o",
+        gen_prompts=[prompts],
+        vocoder=vocoder,
+        gen_options={"n_prompts": 2, "seconds": 1.5},
+        use_cache=False,
+        progress=False,
+    )
+    assert sorted(calls["prompts"]) == sorted(str(p) for p in prompts.glob("*.wav"))
+    assert calls["vocoder"] is vocoder and calls["out_dir"] == tmp_path / "o" / "generation"
+    assert calls["n_prompts"] == 2 and calls["seconds"] == 1.5
+    d = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert d["generation"] == {"n_prompts": 2, "auto_bleu": 0.25} == r.generation
+    # without a vocoder: logged, the job still writes its results
+    r2 = evaluate(
+        pattern_lm(),
+        {},
+        tokenizer=FrameTokenizer(),
+        out_dir=tmp_path / "o2",
+        gen_prompts=[prompts],
+        use_cache=False,
+        progress=False,
+    )
+    assert r2.generation is None and "vocoder" in r2.errors[0]["error"]
+
+
+@pytest.mark.slow
+def test_smollm2_text_topline_prefers_grammatical_text(tmp_path):
+    """The offline default text LM scores real text pairs the right way round (~30 s)."""
+    from twistlm.eval.readers import AudioRef, PairRecord
+    from twistlm.eval.topline import text_topline
+
+    texts = [
+        ("the cat sat on the mat", "the cat sat mat the on"),
+        ("she is reading a book", "she are reading a book"),
+        ("brick", "blick"),
+    ]
+    pairs = [
+        PairRecord("sblimp", str(i), AudioRef(f"p{i}", None), AudioRef(f"n{i}", None), p, n, {})
+        for i, (p, n) in enumerate(texts)
+    ]
+    out, name = text_topline({"sblimp": ("mem", pairs)}, progress=False)
+    assert "SmolLM2" in name
+    assert out["sblimp"].outcomes("mean").tolist() == [1.0, 1.0, 1.0]
