@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exclude-units", help="unit shards whose ids are excluded (training set)")
     p.add_argument("--n", type=int, default=40, help="held-out utterances to evaluate")
     p.add_argument("--asr", default=None, help="faster-whisper model (default Whisper tiny.en)")
+    p.add_argument("--no-original", action="store_true", help="skip ASR of the original audio")
+    p.add_argument(
+        "--no-predicted", action="store_true", help="skip resynthesis with predicted durations"
+    )
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
@@ -66,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     check_pair(tok, voc)
     asr = whisper_transcriber(args.asr, beam_size=args.beam_size, threads=args.threads)
     out = Path(args.out)
-    systems = ["original", "resynth_true_durations"] + (
-        ["resynth_predicted_durations"] if voc.has_duration_predictor else []
-    )
+    systems = ["original"] * (not args.no_original) + ["resynth_true_durations"]
+    if voc.has_duration_predictor and not args.no_predicted:
+        systems.append("resynth_predicted_durations")
     baseline = None
     if args.griffin_lim_baseline:
         if not args.exclude_units:
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "results.json", result)
     print(f"\nWhisper WER on {len(held)} held-out utterances (reference = TTS input text)")
     for s in systems:
-        print(f"  {s:<30} {100 * wer[s]:6.1f} %")
+        print(f"  {s:<38} {100 * wer[s]:6.1f} %")
     print(f"load average {os.getloadavg()}; results in {out / 'results.json'}")
     return 0
 
