@@ -201,3 +201,26 @@ def test_unknown_layout(tmp_path):
         read_benchmark("swuggy", tmp_path)
     with pytest.raises(ValueError, match="unknown benchmark"):
         read_benchmark("hellaswag", tmp_path)
+
+
+def test_storycloze_label_first_and_label_subfolders(tmp_path):
+    src = FIX / "storycloze" / "sSC"
+    a = tmp_path / "a"
+    a.mkdir()
+    for k in range(3):  # {label}_{id}.wav
+        shutil.copy(src / f"{k}_correct.wav", a / f"correct_{k}.wav")
+        shutil.copy(src / f"{k}_incorrect.wav", a / f"incorrect_{k}.wav")
+    b = tmp_path / "b"
+    (b / "correct").mkdir(parents=True)
+    (b / "incorrect").mkdir()
+    for k in range(3):  # correct/{id}.wav, incorrect/{id}.wav
+        shutil.copy(src / f"{k}_correct.wav", b / "correct" / f"{k}.wav")
+        shutil.copy(src / f"{k}_incorrect.wav", b / "incorrect" / f"{k}.wav")
+    ref = read_benchmark("ssc", src)
+    for folder in (a, b):
+        recs = read_benchmark("ssc", folder)
+        assert [r.pair_id for r in recs] == ["0", "1", "2"]
+        for r, want in zip(recs, ref, strict=True):  # same audio on the same side
+            assert Path(r.positive.path).read_bytes() == Path(want.positive.path).read_bytes()
+            assert Path(r.negative.path).read_bytes() == Path(want.negative.path).read_bytes()
+    assert read_benchmark("ssc", b)[0].positive.key == "correct_0"

@@ -12,8 +12,11 @@ Layouts (``read_benchmark(kind, path)`` detects which one ``path`` is):
   order, which is the same pairing when gold.csv is well formed, and silently wrong when it is
   not, so we join on the keys and raise on anything unpaired.
 - ``storycloze-folder``: sSC / tSC as folders of wav pairs ``{id}_correct.wav`` /
-  ``{id}_incorrect.wav`` (also ``pos/neg``, ``positive/negative``, ``true/false`` suffixes), with
-  optional ``.txt`` transcripts beside the wavs.
+  ``{id}_incorrect.wav`` (also ``pos/neg``, ``positive/negative``, ``true/false``, the label
+  anywhere among the ``_``-separated parts), or ``correct/{id}.wav`` / ``incorrect/{id}.wav``
+  sub-folders, with optional ``.txt`` transcripts beside the wavs. (SlamKit's loader instead
+  pairs files by sorting on the numeric prefix and trusting directory order for which is
+  positive; we require the label in the name so a pair can never be flipped.)
 - ``pairs-jsonl``: the ``pairs.jsonl`` index that ``twistlm synth benchmarks`` writes (one JSON
   object per line: ``pair_id, positive, negative, positive_text, negative_text, category, meta``;
   paths relative to the file).
@@ -294,27 +297,47 @@ def _sidecar_text(wav: Path) -> str | None:
     return txt.read_text().strip() if txt.is_file() else None
 
 
+def _label_of(wav: Path, label_dirs: bool) -> tuple[str, bool]:
+    """(pair id, is positive) from ``{id}_{label}.wav`` / ``{label}_{id}.wav`` or ``{label}/{id}.wav``."""
+    if label_dirs:
+        return wav.stem, STORYCLOZE_LABELS[wav.parent.name.lower()]
+    tokens = wav.stem.split("_")
+    hits = [i for i, t in enumerate(tokens) if t.lower() in STORYCLOZE_LABELS]
+    if len(hits) != 1 or len(tokens) < 2:
+        raise BenchmarkFormatError(
+            f"{wav}: name must be {{id}}_{{label}}.wav (or {{label}}_{{id}}.wav) with exactly one "
+            f"label in {sorted(STORYCLOZE_LABELS)}"
+        )
+    label = tokens.pop(hits[0])
+    return "_".join(tokens), STORYCLOZE_LABELS[label.lower()]
+
+
 def read_storycloze_folder(kind: str, path: str | Path) -> list[PairRecord]:
-    """sSC / tSC from a folder of ``{id}_correct.wav`` / ``{id}_incorrect.wav`` pairs."""
+    """sSC / tSC from a folder of wav pairs.
+
+    Accepted names: ``{id}_correct.wav`` / ``{id}_incorrect.wav`` (label anywhere among the
+    ``_``-separated parts; labels: correct/incorrect, pos/neg, positive/negative, true/false), or
+    label sub-folders ``correct/{id}.wav`` / ``incorrect/{id}.wav``.
+    """
     root = Path(path)
     if not root.is_dir():
         raise BenchmarkFormatError(f"{root}: not a folder")
     wavs = sorted(root.glob("*.wav"))
+    label_dirs = False
     if not wavs:
-        raise BenchmarkFormatError(f"{root}: no .wav files")
+        subs = [d for d in root.iterdir() if d.is_dir() and d.name.lower() in STORYCLOZE_LABELS]
+        wavs = sorted(w for d in subs for w in d.glob("*.wav"))
+        label_dirs = True
+    if not wavs:
+        raise BenchmarkFormatError(f"{root}: no .wav files (nor correct/ incorrect/ sub-folders)")
     groups: dict[str, dict[bool, Path]] = {}
     for wav in wavs:
-        pid, _, label = wav.stem.rpartition("_")
-        if not pid or label.lower() not in STORYCLOZE_LABELS:
-            raise BenchmarkFormatError(
-                f"{wav}: name must be {{id}}_{{label}}.wav with label in "
-                f"{sorted(STORYCLOZE_LABELS)}"
-            )
-        is_pos = STORYCLOZE_LABELS[label.lower()]
+        pid, is_pos = _label_of(wav, label_dirs)
         slot = groups.setdefault(pid, {})
         if is_pos in slot:
             raise BenchmarkFormatError(
-                f"{wav}: a second {label} file for id {pid} ({slot[is_pos]})"
+                f"{wav}: a second {'positive' if is_pos else 'negative'} file for id {pid} "
+                f"({slot[is_pos]})"
             )
         slot[is_pos] = wav
     records = []
@@ -324,12 +347,13 @@ def read_storycloze_folder(kind: str, path: str | Path) -> list[PairRecord]:
             have = next(iter(slot.values()))
             raise BenchmarkFormatError(f"{have}: unpaired: no matching file for id {pid}")
         p, n = slot[True], slot[False]
+        key = (lambda w: f"{w.parent.name}_{w.stem}") if label_dirs else (lambda w: w.stem)
         records.append(
             PairRecord(
                 kind,
                 pid,
-                AudioRef(p.stem, str(p)),
-                AudioRef(n.stem, str(n)),
+                AudioRef(key(p), str(p)),
+                AudioRef(key(n), str(n)),
                 _sidecar_text(p),
                 _sidecar_text(n),
                 {"category": kind},
@@ -511,7 +535,9 @@ def detect_layout(kind: str, path: str | Path) -> tuple[str, Path]:
         return "zerospeech", path
     if (path / "pairs.jsonl").is_file():
         return "pairs-jsonl", path / "pairs.jsonl"
-    if any(path.glob("*.wav")):
+    if any(path.glob("*.wav")) or any(
+        (path / d).is_dir() for d in ("correct", "incorrect", "pos", "neg", "positive", "negative")
+    ):
         return "storycloze-folder", path
     if any(path.glob("*.parquet")) or any(path.glob("*/*.parquet")):
         return "parquet", path
