@@ -49,6 +49,8 @@ def clean_passage(raw: str) -> str | None:
         return None
     text = re.sub(r"\(\d+\)|\[\d+\]", " ", text)  # list numbering, footnotes
     text = re.sub(r"\b[A-Z][A-Za-z]*:\s", " ", text) if text.count(":") > 2 else text  # scripts
+    # SHOUTED words (4+ letters; shorter ones are likely acronyms) would be spelled out by some voices
+    text = re.sub(r"\b[A-Z]{4,}\b", lambda m: m.group(0).capitalize(), text)
     text = text.replace("--", ", ").replace("&", " and ").replace('"', "").replace("`", "'")
     text = _ALLOWED.sub(" ", text)
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)
