@@ -409,6 +409,7 @@ def evaluate(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        (out / "errors.jsonl").unlink(missing_ok=True)  # every output describes this run only
     errors = _Errors(out)
     t0 = time.perf_counter()
     lm = load_speech_lm(model, device=device, convention=convention)
