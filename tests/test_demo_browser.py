@@ -83,7 +83,7 @@ def test_continue_and_compare_in_chromium(tmp_path):
     artifacts = Path(os.environ.get("TWISTLM_TEST_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
     prompt = qs / "report/samples/prompt_0.wav"
-    a, b = qs / "benchmarks/sSC/0_correct.wav", qs / "benchmarks/sSC/0_incorrect.wav"
+    a, b = qs / "benchmarks/tSC/0_correct.wav", qs / "benchmarks/tSC/0_incorrect.wav"
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

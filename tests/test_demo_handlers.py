@@ -63,7 +63,7 @@ def _tiny_lm(n_units, meta, seed):
 
 def build_quickstart_layout(root: Path, cold: bool = True, n_units: int = N_UNITS) -> Path:
     """Tiny models in the quickstart's layout under ``root``: models/warm (and models/cold),
-    tokenizer, vocoder, report/samples/*.wav, benchmarks/sSC/*_{correct,incorrect}.wav."""
+    tokenizer, vocoder/vocoder, report/samples/*.wav, benchmarks/tSC/*_{correct,incorrect}.wav."""
     from twistlm.tokenizer.spectral import SpectralFeatures
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
     from twistlm.vocoder import Vocoder, generator_config
@@ -78,7 +78,9 @@ def build_quickstart_layout(root: Path, cold: bool = True, n_units: int = N_UNIT
     )
     tok.save_pretrained(root / "tokenizer")
     cfg = generator_config(n_units, hop=tok.hop, size="tiny")
-    Vocoder(CodeGenerator(cfg), cfg, {"tokenizer": tok.info()}).save_pretrained(root / "vocoder")
+    Vocoder(CodeGenerator(cfg), cfg, {"tokenizer": tok.info()}).save_pretrained(
+        root / "vocoder/vocoder"
+    )
     meta = {"tokenizer": {**tok.info(), "path": str(root / "tokenizer")}}
     _tiny_lm(n_units, meta | {"init": "warm"}, 0).save_pretrained(root / "models/warm")
     if cold:
@@ -86,9 +88,9 @@ def build_quickstart_layout(root: Path, cold: bool = True, n_units: int = N_UNIT
     for i in range(2):
         write_wav(root / f"report/samples/prompt_{i}.wav", speechlike_wav(3.5, seed=i))
     for i in range(2):
-        write_wav(root / f"benchmarks/sSC/{i}_correct.wav", speechlike_wav(2.0, seed=10 + i))
-        write_wav(root / f"benchmarks/sSC/{i}_incorrect.wav", speechlike_wav(2.5, seed=20 + i))
-        (root / f"benchmarks/sSC/{i}_correct.txt").write_text(f"true ending {i}")
+        write_wav(root / f"benchmarks/tSC/{i}_correct.wav", speechlike_wav(2.0, seed=10 + i))
+        write_wav(root / f"benchmarks/tSC/{i}_incorrect.wav", speechlike_wav(2.5, seed=20 + i))
+        (root / f"benchmarks/tSC/{i}_correct.txt").write_text(f"true ending {i}")
     return root
 
 
@@ -204,18 +206,35 @@ def test_missing_model_message_names_the_command(tmp_path):
 def test_quickstart_layout_is_found(qs, backend):
     p = backend.paths
     assert p.model == qs / "models/warm" and p.cold_model == qs / "models/cold"
-    assert p.tokenizer == qs / "tokenizer" and p.vocoder == qs / "vocoder"
+    assert p.tokenizer == qs / "tokenizer" and p.vocoder == qs / "vocoder/vocoder"
     assert backend.models_available() == ["warm", "cold"]
-    assert sorted(list_samples(backend)) == ["prompt_0.wav", "prompt_1.wav"]
+    samples = list_samples(backend)
+    assert list(samples) == [
+        "held-out tsc 0: true ending 0",
+        "held-out tsc 1: true ending 1",
+        "report sample prompt_0.wav",
+        "report sample prompt_1.wav",
+    ]
+    assert load_pick(samples["held-out tsc 1: true ending 1"], backend)[1].shape == (32000,)
     pairs = list_benchmark_pairs(backend)
-    assert list(pairs) == ["ssc 0: true ending 0", "ssc 1: true ending 1"]
-    sr, wav = load_pick(pairs["ssc 0: true ending 0"].negative, backend)
+    assert list(pairs) == ["tsc 0: true ending 0", "tsc 1: true ending 1"]
+    sr, wav = load_pick(pairs["tsc 0: true ending 0"].negative, backend)
     assert sr == 16000 and len(wav) == 40000
     with pytest.raises(DemoInputError, match="outside"):
         load_pick(Path("/etc/hostname"), backend)
 
 
 # ---------------------------------------------------------------------------- handlers
+def test_vocoder_dir_candidates(tmp_path, qs):
+    import shutil
+
+    shutil.copytree(qs / "vocoder/vocoder", tmp_path / "vocoder")
+    assert resolve_paths(tmp_path).vocoder == tmp_path / "vocoder"
+    (tmp_path / "vocoder/vocoder").mkdir()  # a half-written export: no weights yet
+    assert resolve_paths(tmp_path).vocoder == tmp_path / "vocoder"
+    assert resolve_paths(tmp_path / "none").vocoder is None
+
+
 def test_continue_matches_the_library(qs, backend, tmp_path):
     from twistlm.lm.cli_continue import continue_prompt
 
@@ -227,7 +246,7 @@ def test_continue_matches_the_library(qs, backend, tmp_path):
         prompt,
         qs / "models/warm",
         qs / "tokenizer",
-        qs / "vocoder",
+        qs / "vocoder/vocoder",
         seconds=1.0,
         temperature=0.9,
         top_k=5,
@@ -265,7 +284,7 @@ def test_compare_equals_score_units(qs, backend):
     from twistlm.lm.scoring import score_units
     from twistlm.tokenizer import UnitTokenizer
 
-    a, b = qs / "benchmarks/sSC/0_correct.wav", qs / "benchmarks/sSC/0_incorrect.wav"
+    a, b = qs / "benchmarks/tSC/0_correct.wav", qs / "benchmarks/tSC/0_incorrect.wav"
     out = compare_audio(backend, str(a), str(b))
     tok = UnitTokenizer.from_pretrained(qs / "tokenizer")
     from twistlm.audio import load_audio
@@ -297,7 +316,7 @@ def test_resynthesize_matches_the_library(qs, backend, tmp_path):
     ref, meta = resynthesize(
         load_audio(path),
         UnitTokenizer.from_pretrained(qs / "tokenizer"),
-        Vocoder.from_pretrained(qs / "vocoder"),
+        Vocoder.from_pretrained(qs / "vocoder/vocoder"),
     )
     got, _ = sf.read(str(out.wav_path), dtype="float32")
     assert out.units == meta["units"] and out.durations == meta["durations"]

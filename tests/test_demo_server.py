@@ -72,10 +72,10 @@ def test_page_events_turn_errors_into_messages(qs, tmp_path):
     msg, x = safe(broken, 2)()
     assert msg == "**Internal error** (RuntimeError: boom second line); details in the server log."
     # a benchmark pick fills A with the real utterance and B with the foil
-    text, a, b = app.on_pick_pair("ssc 1: true ending 1")
+    text, a, b = app.on_pick_pair("tsc 1: true ending 1")
     assert text.startswith("A = the real one (true ending 1)")
     assert a[1].shape == (32000,) and b[1].shape == (40000,) and a[1].dtype == np.int16
-    ref = sf.read(str(qs / "benchmarks/sSC/1_correct.wav"), dtype="int16")[0]
+    ref = sf.read(str(qs / "benchmarks/tSC/1_correct.wav"), dtype="int16")[0]
     assert np.abs(a[1].astype(int) - ref).max() <= 1  # as on disk, not peak-normalised
 
 

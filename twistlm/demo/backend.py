@@ -15,16 +15,28 @@ from typing import Any, Literal
 
 Which = Literal["warm", "cold"]
 
-# What makes the quickstart dir the demo defaults to (twistlm/quickstart.py writes this layout).
+# The quickstart's layout (twistlm/quickstart/pipeline.py): key -> candidate subdirs, first wins.
 QUICKSTART_COMMAND = "twistlm quickstart --out {dir}"
-QUICKSTART_LAYOUT = {
-    "model": "models/warm",
-    "cold_model": "models/cold",
-    "tokenizer": "tokenizer",
-    "vocoder": "vocoder",
-    "samples": "report/samples",
-    "benchmarks": "benchmarks",
+QUICKSTART_LAYOUT: dict[str, tuple[str, ...]] = {
+    "model": ("models/warm",),
+    "cold_model": ("models/cold",),
+    "tokenizer": ("tokenizer",),
+    # vocoder/ is the training run; vocoder/vocoder the exported model (plain dirs also work)
+    "vocoder": ("vocoder/vocoder", "vocoder"),
+    "samples": ("report/samples",),
+    "benchmarks": ("benchmarks",),
 }
+# a candidate counts only when it holds this file (so a training-run folder is not taken)
+_MARKER_FILE = {"vocoder": "generator.safetensors", "tokenizer": "tokenizer.json"}
+
+
+def _find(qs: Path, key: str) -> Path | None:
+    for sub in QUICKSTART_LAYOUT[key]:
+        p = qs / sub
+        marker = _MARKER_FILE.get(key)
+        if p.is_dir() and (marker is None or (p / marker).is_file()):
+            return p
+    return None
 
 
 class DemoUnavailable(RuntimeError):
@@ -73,12 +85,8 @@ def resolve_paths(
                 raise FileNotFoundError(f"{flag} {p}: not a directory")
             found[key] = p
         else:
-            p = qs / QUICKSTART_LAYOUT[key]
-            found[key] = p if p.is_dir() else None
-    extra = {}
-    for key in ("samples", "benchmarks"):
-        p = qs / QUICKSTART_LAYOUT[key]
-        extra[key] = p if p.is_dir() else None
+            found[key] = _find(qs, key)
+    extra = {key: _find(qs, key) for key in ("samples", "benchmarks")}
     return DemoPaths(quickstart_dir=qs, **found, **extra)
 
 
@@ -88,11 +96,11 @@ def missing_model_message(paths: DemoPaths, which: Which = "warm") -> str:
     cmd = QUICKSTART_COMMAND.format(dir=qs)
     if which == "cold":
         return (
-            f"No cold-started model: looked for {qs / QUICKSTART_LAYOUT['cold_model']}. "
+            f"No cold-started model: looked for {qs / QUICKSTART_LAYOUT['cold_model'][0]}. "
             f"Run `{cmd}` (it trains a warm and a cold model), or pass --cold-model DIR."
         )
     return (
-        f"No SpeechLM found: looked for {qs / QUICKSTART_LAYOUT['model']}. "
+        f"No SpeechLM found: looked for {qs / QUICKSTART_LAYOUT['model'][0]}. "
         f"Make one with `{cmd}` (offline, CPU), or pass --model DIR "
         "(a twistlm, TWIST or SlamKit model dir; see `twistlm init-lm` and `twistlm train`)."
     )

@@ -497,14 +497,35 @@ def warm_vs_cold(
 
 
 # ---------------------------------------------------------------------------- pickers
-def list_samples(backend: DemoBackend, limit: int = 200) -> dict[str, Path]:
-    """Held-out prompt wavs the quickstart wrote (label -> path), for the sample picker."""
-    from twistlm.audio import list_audio
+def _label(text: str | None, width: int = 80) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return ": " + (text if len(text) <= width else text[: width - 3] + "...")
 
+
+def list_samples(backend: DemoBackend, limit: int = 50) -> dict[str, Any]:
+    """Prompts for the sample picker (label -> path or ``AudioRef``): the quickstart's held-out
+    prompts (true-ending passages of its tSC-style set, spoken by held-out voices: what its
+    generation stage continues), then the sample wavs of its report."""
+    from twistlm.audio import list_audio
+    from twistlm.eval.readers import read_benchmark
+
+    out: dict[str, Any] = {}
+    if backend.paths.benchmarks is not None:
+        for kind in ("tsc", "ssc"):
+            try:
+                pairs = read_benchmark(kind, backend.paths.benchmarks)
+            except (ValueError, OSError):  # not there
+                continue
+            for rec in pairs[:limit]:
+                out[f"held-out {kind} {rec.pair_id}{_label(rec.positive_text)}"] = rec.positive
+            break
     root = backend.paths.samples
-    if root is None:
-        return {}
-    return {str(p.relative_to(root)): p for p in list_audio(root)[:limit]}
+    if root is not None:
+        for p in list_audio(root)[:limit]:
+            out[f"report sample {p.relative_to(root)}"] = p
+    return out
 
 
 def list_benchmark_pairs(backend: DemoBackend, per_benchmark: int = 25) -> dict[str, Any]:
@@ -522,7 +543,7 @@ def list_benchmark_pairs(backend: DemoBackend, per_benchmark: int = 25) -> dict[
             continue
         for rec in pairs[:per_benchmark]:
             texts = " / ".join(t for t in (rec.positive_text, rec.negative_text) if t)
-            out[f"{kind} {rec.pair_id}" + (f": {texts}" if texts else "")] = rec
+            out[f"{kind} {rec.pair_id}{_label(texts, 100)}"] = rec
     return out
 
 
