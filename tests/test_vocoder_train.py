@@ -142,7 +142,7 @@ def test_multi_speaker_and_time_budget(tmp_path):
         )
     )
     assert res.step >= 1 and res.seconds < 30
-    voc = Vocoder.from_pretrained(tmp_path / "run" / "vocoder")
+    voc = Vocoder.from_pretrained(tmp_path / "run")  # run folder -> run/vocoder
     assert voc.speakers == ["a", "b"] and not voc.has_duration_predictor
     assert voc.synthesize(torch.tensor([3, 4]), speaker=1).shape == (2 * HOP,)
 

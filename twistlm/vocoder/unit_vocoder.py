@@ -108,6 +108,8 @@ class Vocoder:
         from safetensors.torch import load_file
 
         path = Path(path)
+        if not (path / CONFIG_FILE).exists() and (path / "vocoder" / CONFIG_FILE).exists():
+            path = path / "vocoder"  # a train-vocoder run folder
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (path / name).exists():
                 raise FileNotFoundError(
