@@ -150,7 +150,8 @@ def test_grad_accum_equals_bigger_batch(setup, tmp_path):
 
 @pytest.mark.slow  # two fresh interpreters + torchrun: ~15 s idle, ~50 s on a loaded machine
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun gloo test on linux only")
-def test_ddp_two_processes_match_one(setup, tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_ddp_two_processes_match_one(setup, tmp_path, strategy):
     one = tmp_path / "one"
     train(_cfg(setup, one, "budget.max_steps=4", "optim.batch_size=4"))
     two = tmp_path / "two"
@@ -166,10 +167,11 @@ def test_ddp_two_processes_match_one(setup, tmp_path):
         f"logging.run_dir={two}",
         "logging.eval_every=10",
         "logging.log_every=1",
-        "logging.checkpoint_every=0",
         "logging.progress=false",
         "runtime.precision=fp32",
         "runtime.threads=1",
+        f"runtime.distributed={strategy}",
+        "logging.checkpoint_every=2",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -190,6 +192,7 @@ def test_ddp_two_processes_match_one(setup, tmp_path):
         for k in ("loss", "val_loss"):
             if k in x:
                 assert y[k] == pytest.approx(x[k], abs=1e-4), (k, x["step"])
+    assert latest_checkpoint(two).name == "step-00000004"  # rank 0 wrote full checkpoints
 
 
 def test_block_order_independent_of_world_size():
