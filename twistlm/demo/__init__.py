@@ -5,7 +5,8 @@ loaded components, ``app`` the Gradio page that wires them, ``cli`` the subcomma
 """
 
 from twistlm.demo.backend import DemoBackend, DemoPaths, DemoUnavailable, resolve_paths
-from twistlm.demo.handlers import DemoInputError, Limits, OutputStore, SamplingSettings
+from twistlm.demo.handlers import SamplingSettings
+from twistlm.demo.inputs import DemoInputError, Limits, OutputStore
 
 __all__ = [
     "DemoBackend",
