@@ -275,3 +275,11 @@ def test_cli_init_lm_then_train(setup, tmp_path):
         ]
     )
     assert rc == 0 and (tmp_path / "r" / "model" / "twistlm.json").exists()
+
+
+def test_grad_checkpointing_same_losses(setup, tmp_path):
+    train(_cfg(setup, tmp_path / "a", "budget.max_steps=2"))
+    train(_cfg(setup, tmp_path / "b", "budget.max_steps=2", "runtime.grad_checkpointing=true"))
+    for x, y in zip(_metrics(tmp_path / "a"), _metrics(tmp_path / "b"), strict=True):
+        assert y.get("loss") == pytest.approx(x.get("loss"), abs=1e-5)
+        assert y.get("val_loss") == pytest.approx(x.get("val_loss"), abs=1e-5)
