@@ -294,7 +294,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     model = lm.model.to(device)
     model.train()
     if cfg.runtime.grad_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it (the old name warns); 4.x only has the old one.
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
         model.config.use_cache = False
 
     order = BlockOrder(train_u.units, vocab, cfg.data.block_size, cfg.seed)
