@@ -264,3 +264,49 @@ def test_text_topline_uses_same_rules():
     b = out["ssc"]
     assert b.outcomes("mean").tolist() == [1.0, 1.0, 0.5] and b.n_failed == 1
     assert b.accuracy("mean") == pytest.approx(2.5 / 3)
+
+
+# ---------------------------------------------------------------- shared-prefix packing
+def _prefix_pairs(seed=9):
+    g = torch.Generator().manual_seed(seed)
+    base = [torch.randint(0, K, (n,), generator=g) for n in (30, 24, 40, 18, 12)]
+    tail = [torch.randint(0, K, (n,), generator=g) for n in (9, 5, 14, 3, 7)]
+    seqs = [
+        (base[0], torch.cat([base[0][:20], tail[0]])),  # shared 20, different rests
+        (base[1][:10], base[1]),  # a is a prefix of b
+        (base[2], base[2][:30]),  # b is a prefix of a
+        (base[3], torch.cat([base[3][:12], tail[3]])),  # shared 12 of 15
+        (base[4], tail[4]),  # nothing shared: scored normally
+    ]
+    return [u for ab in seqs for u in ab]
+
+
+@pytest.mark.parametrize("convention", ["twistlm", "twist"])
+def test_shared_prefix_packing_is_exact(convention):
+    lm = random_lm(seed=10)
+    if convention == "twist":  # same network, TWIST ids: no BOS, units at offset 3
+        lm = SpeechLM(lm.model, UnitVocab.twist(K, 3, 0, K + 3), {})
+    seqs = _prefix_pairs()
+    ref = score_units_reference(lm, seqs)
+    info = {}
+    pairs = [(2 * k, 2 * k + 1) for k in range(len(seqs) // 2)]
+    sums, ns, _ = score_unique(lm, seqs, 3, pairs=pairs, progress=False, info=info)
+    assert info == {"packed_pairs": 4, "packing": "packed"}
+    assert ns.tolist() == [r.n_tokens for r in ref]
+    np.testing.assert_allclose(sums, [r.sum_logprob for r in ref], rtol=0, atol=1e-4)
+
+
+def test_packing_falls_back_when_the_model_ignores_the_mask(monkeypatch):
+    import twistlm.eval.run as run
+
+    lm = random_lm(seed=11)
+    seqs = _prefix_pairs()
+    monkeypatch.setattr(
+        run, "score_packed_pairs", lambda lm, pairs, *a, **k: [(0.0, 1, 0.0, 1)] * len(pairs)
+    )
+    info = {}
+    pairs = [(2 * k, 2 * k + 1) for k in range(len(seqs) // 2)]
+    sums, _, _ = score_unique(lm, seqs, 4, pairs=pairs, progress=False, info=info)
+    assert info["packing"] == "disabled"
+    ref = score_units_reference(lm, seqs)
+    np.testing.assert_allclose(sums, [r.sum_logprob for r in ref], rtol=0, atol=1e-4)

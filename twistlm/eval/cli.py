@@ -123,6 +123,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="faster-whisper model name/dir for generation metrics (default Whisper tiny.en, offline)",
     )
+    p.add_argument(
+        "--no-share-prefix",
+        action="store_true",
+        help="score both utterances of a pair separately even when they share a unit prefix",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip results.png")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -172,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         gen_options=gen_options,
         ci=args.ci,
         limit=args.limit,
+        share_prefix=not args.no_share_prefix,
         progress=not args.quiet,
         plot=not args.no_plot,
     )
