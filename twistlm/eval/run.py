@@ -167,13 +167,14 @@ class _Errors:
 
 
 # ---------------------------------------------------------------- model and tokenizer
-def load_speech_lm(model, device: str = "cpu", convention: str | None = None):
-    """A SpeechLM from a dir (any convention) or an already-loaded SpeechLM, in eval mode."""
+def load_speech_lm(model, device: str | None = None, convention: str | None = None):
+    """A SpeechLM from a dir (any convention; on ``device`` or CPU) or an already-loaded
+    SpeechLM (moved to ``device`` only when one is given), in eval mode."""
     from twistlm.lm.model import SpeechLM
 
     if isinstance(model, (str, Path)):
-        return SpeechLM.from_pretrained(model, convention=convention, device=device)
-    return model.to(device).eval()
+        return SpeechLM.from_pretrained(model, convention=convention, device=device or "cpu")
+    return (model.to(device) if device is not None else model).eval()
 
 
 def load_tokenizer(lm, tokenizer=None):
@@ -491,7 +492,7 @@ def evaluate(
     out_dir: str | Path | None = None,
     *,
     batch_size: int = 16,
-    device: str = "cpu",
+    device: str | None = None,
     score: str = "mean",
     autocast: bool = False,
     convention: str | None = None,
@@ -517,7 +518,8 @@ def evaluate(
         tokenizer: UnitTokenizer dir or object; default: the one the model's meta names.
         out_dir: where to write results.json, results.md, submission/, pairs/, results.png,
             errors.jsonl (nothing is written when None).
-        batch_size, device, autocast: passed to ``score_units`` (autocast = bf16 on CPU/GPU).
+        batch_size, device, autocast: passed to ``score_units`` (autocast = bf16 on CPU/GPU);
+            ``device=None`` keeps a loaded model where it is (a dir loads on CPU).
         score: headline rule, "mean" (mean log-prob per unit; default) or "sum"; both are
             always computed and reported.
         cache_dir: unit cache root (default ``~/.cache/twistlm/units``); ``use_cache=False``
@@ -543,6 +545,7 @@ def evaluate(
     errors = _Errors(out)
     t0 = time.perf_counter()
     lm = load_speech_lm(model, device=device, convention=convention)
+    device = lm.device
     tok, tok_dir = load_tokenizer(lm, tokenizer)
     check_compatible(lm, tok)
     info = tok.info() if hasattr(tok, "info") else {}
