@@ -34,6 +34,7 @@ VARIANTS = {
     "warm-truncate-tied": ("warm", "truncate", None, "copy", 5e-4),
     "warm-mean-tied": ("warm", "mean", None, "copy", 5e-4),
     "warm-small-untied-zero": ("warm", "small", False, "zero", 5e-4),
+    "warm-random-untied-zero": ("warm", "random", False, "zero", 5e-4),
     "warm-mean-untied-zero": ("warm", "mean", False, "zero", 5e-4),
 }
 

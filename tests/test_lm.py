@@ -310,3 +310,11 @@ def test_gguf_tiny_llama_loads_like_smollm2(tmp_path):
     assert torch.equal(
         lm.model.model.layers[1].mlp.down_proj.weight, src.model.layers[1].mlp.down_proj.weight
     )
+
+
+def test_zero_output_unties_and_rejects_tie():
+    lm = build_speech_lm(tiny_llama(tie=True), n_units=20, init="random", out_init="zero")
+    assert not lm.meta["tied"] and not lm.model.get_output_embeddings().weight.any()
+    assert lm.model.get_input_embeddings().weight.std() > 0
+    with pytest.raises(ValueError, match="untied"):
+        build_speech_lm(tiny_llama(tie=True), n_units=20, out_init="zero", tie=True)

@@ -20,6 +20,7 @@ Initialisations of the new rows (warm only):
 Output layer: tied to the input rows when ``tie`` is true (default: as the source). Untied,
 ``out_init="zero"`` starts it at zero (exactly uniform predictions; the gradient of a zero
 output layer is nonzero, so it learns from step one), ``"copy"`` uses the same rows as the input.
+``out_init="zero"`` unties the output layer (tie=None becomes False).
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ def build_speech_lm(
             cfg.layer_types = list(cfg.layer_types)[:n_layers]
     cfg.vocab_size = vocab.vocab_size
     cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id = vocab.pad_id, vocab.bos_id, vocab.eos_id
+    if out_init == "zero" and start == "warm":
+        # A zero output layer cannot share weights with nonzero input rows: untie it.
+        if tie:
+            raise ValueError("out_init='zero' needs an untied output layer (tie=False or None)")
+        tie = False
     if tie is not None:
         cfg.tie_word_embeddings = bool(tie)
     tied = bool(getattr(cfg, "tie_word_embeddings", False))
