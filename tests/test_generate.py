@@ -276,3 +276,19 @@ def test_chunked_calls_with_indices_equal_one_call():
     assert [w.tolist() for w in whole] == [p.tolist() for p in parts]
     with pytest.raises(ValueError, match="indices"):
         generate_units(lm, prompts, indices=[0])
+
+
+def test_twist_format_dir_generates_in_unit_range(tmp_path):
+    """A TWIST-layout HF dir (OPT + config.offset, no BOS) through SpeechLM.from_pretrained."""
+    from twistlm.lm.model import SpeechLM
+
+    model = _opt(40, pad_id=1)
+    model.config.offset = 4
+    model.save_pretrained(tmp_path / "twist")
+    lm = SpeechLM.from_pretrained(tmp_path / "twist")
+    assert lm.vocab.convention == "twist" and lm.vocab.offset == 4 and lm.vocab.n_units == 36
+    prompts = [torch.tensor([0, 35, 7]), torch.tensor([12])]
+    a = generate_units(lm, prompts, max_new_units=8, temperature=1.0, use_cache=True)
+    b = generate_units(lm, prompts, max_new_units=8, temperature=1.0, use_cache=False)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    assert all(int(x.min()) >= 0 and int(x.max()) < 36 and len(x) == 8 for x in a)
