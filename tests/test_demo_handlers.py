@@ -305,6 +305,23 @@ def test_compare_equals_score_units(qs, backend):
         compare_audio(backend, str(a), (16000, np.zeros(16000, np.int16)))
 
 
+def test_compare_needs_no_vocoder_and_finds_the_recorded_tokenizer(qs, backend, tmp_path):
+    from dataclasses import replace
+
+    b = DemoBackend(replace(backend.paths, tokenizer=None, vocoder=None), asr="off")
+    a, n = qs / "benchmarks/tSC/0_correct.wav", qs / "benchmarks/tSC/0_incorrect.wav"
+    out = compare_audio(b, str(a), str(n))
+    assert out.mean == compare_audio(backend, str(a), str(n)).mean  # same tokenizer via meta
+    with pytest.raises(DemoUnavailable, match="No vocoder: pass --vocoder DIR"):
+        continue_audio(b, OutputStore(tmp_path), str(a))
+    assert b.preload() == [
+        "warm model: No vocoder: pass --vocoder DIR (train one with `twistlm train-vocoder`), "
+        f"or run `twistlm quickstart --out {qs}`.",
+        "cold model: No vocoder: pass --vocoder DIR (train one with `twistlm train-vocoder`), "
+        f"or run `twistlm quickstart --out {qs}`.",
+    ]
+
+
 def test_resynthesize_matches_the_library(qs, backend, tmp_path):
     from twistlm.audio import load_audio
     from twistlm.tokenizer import UnitTokenizer

@@ -142,35 +142,39 @@ class DemoBackend:
                 self._cache[key] = load()
             return self._cache[key]
 
-    def tokenizer(self):
-        """The UnitTokenizer: --tokenizer / quickstart's, else the one the warm model records."""
-        if self.paths.tokenizer is not None:
-            from twistlm.tokenizer import UnitTokenizer
+    def _recorded(self, key: str) -> Path | None:
+        """A tokenizer / vocoder dir recorded in the first available model's metadata."""
+        from twistlm.lm.cli_continue import _recorded_path  # the rule `twistlm continue` uses
 
-            return self._get(
-                "tokenizer", lambda: UnitTokenizer.from_pretrained(self.paths.tokenizer)
+        for which in self.models_available():
+            found = _recorded_path(self.lm(which).meta, key)
+            if found:
+                return Path(found)
+        return None
+
+    def tokenizer(self):
+        """The UnitTokenizer: --tokenizer / quickstart's, else the one the model records."""
+        path = self.paths.tokenizer or self._recorded("tokenizer")
+        if path is None:
+            raise DemoUnavailable(
+                "No tokenizer: pass --tokenizer DIR, or make the quickstart's with "
+                f"`{QUICKSTART_COMMAND.format(dir=self.paths.quickstart_dir)}`."
             )
-        if self.has_model("warm"):
-            return self.components("warm")[1]
-        raise DemoUnavailable(
-            "No tokenizer: pass --tokenizer DIR, or make the quickstart's with "
-            f"`{QUICKSTART_COMMAND.format(dir=self.paths.quickstart_dir)}`."
-        )
+        from twistlm.tokenizer import UnitTokenizer
+
+        return self._get("tokenizer", lambda: UnitTokenizer.from_pretrained(path))
 
     def vocoder(self):
-        """The Vocoder: --vocoder / quickstart's, else the one the warm model records."""
-        if self.paths.vocoder is not None:
-            from twistlm.vocoder import Vocoder
-
-            return self._get(
-                "vocoder", lambda: Vocoder.from_pretrained(self.paths.vocoder, device=self.device)
+        """The Vocoder: --vocoder / quickstart's, else the one the model records."""
+        path = self.paths.vocoder or self._recorded("vocoder")
+        if path is None:
+            raise DemoUnavailable(
+                "No vocoder: pass --vocoder DIR (train one with `twistlm train-vocoder`), or run "
+                f"`{QUICKSTART_COMMAND.format(dir=self.paths.quickstart_dir)}`."
             )
-        if self.has_model("warm"):
-            return self.components("warm")[2]
-        raise DemoUnavailable(
-            "No vocoder: pass --vocoder DIR (train one with `twistlm train-vocoder`), or run "
-            f"`{QUICKSTART_COMMAND.format(dir=self.paths.quickstart_dir)}`."
-        )
+        from twistlm.vocoder import Vocoder
+
+        return self._get("vocoder", lambda: Vocoder.from_pretrained(path, device=self.device))
 
     def lm(self, which: Which = "warm"):
         """The SpeechLM ``which`` (raises :class:`DemoUnavailable` with the command to make it)."""
@@ -181,18 +185,25 @@ class DemoBackend:
 
         return self._get(f"lm:{which}", lambda: SpeechLM.from_pretrained(path, device=self.device))
 
+    def scorer(self, which: Which = "warm") -> tuple[Any, Any]:
+        """(SpeechLM, UnitTokenizer) for likelihoods: Compare works without a vocoder."""
+        lm, tok = self.lm(which), self.tokenizer()
+        if int(tok.n_units) != int(lm.vocab.n_units):
+            raise ValueError(
+                f"unit counts differ: tokenizer {tok.n_units}, SpeechLM {lm.vocab.n_units}; "
+                "they must come from the same tokenizer"
+            )
+        return lm, tok
+
     def components(self, which: Which = "warm") -> tuple[Any, Any, Any]:
-        """(SpeechLM, UnitTokenizer, Vocoder), checked compatible by the library."""
+        """(SpeechLM, UnitTokenizer, Vocoder), one tokenizer and vocoder for every model,
+        checked compatible by the library (``load_components``)."""
 
         def load():
             from twistlm.lm.cli_continue import load_components
 
-            tok = self.tokenizer() if self.paths.tokenizer is not None else None
-            voc = self.vocoder() if self.paths.vocoder is not None else None
-            if which == "cold" and self.has_model("warm"):  # same tokenizer/vocoder as warm
-                _, warm_tok, warm_voc = self.components("warm")
-                tok, voc = tok or warm_tok, voc or warm_voc
-            return load_components(self.lm(which), tok, voc, device=self.device)
+            lm, tok, voc = self.lm(which), self.tokenizer(), self.vocoder()
+            return load_components(lm, tok, voc, device=self.device)
 
         return self._get(f"components:{which}", load)
 
@@ -225,17 +236,14 @@ class DemoBackend:
     def preload(self) -> list[str]:
         """Load what exists now (so the first request is fast); problems as messages."""
         problems = []
-        for which in self.models_available():
+        steps = [(f"{w} model", lambda w=w: self.components(w)) for w in self.models_available()]
+        if not steps:
+            steps = [("tokenizer", self.tokenizer), ("vocoder", self.vocoder)]
+        for name, load in steps:
             try:
-                self.components(which)
+                load()
             except (DemoUnavailable, ValueError, FileNotFoundError, OSError) as e:
-                problems.append(f"{which} model: {' '.join(str(e).split())}")
-        if not self.models_available():
-            for name, get in (("tokenizer", self.tokenizer), ("vocoder", self.vocoder)):
-                try:
-                    get()
-                except (DemoUnavailable, ValueError, FileNotFoundError, OSError) as e:
-                    problems.append(f"{name}: {' '.join(str(e).split())}")
+                problems.append(f"{name}: {' '.join(str(e).split())}")
         return problems
 
     def status_markdown(self) -> str:

@@ -218,7 +218,7 @@ def compare_audio(
 
     a = read_audio_input(audio_a, limits, "utterance A")
     b = read_audio_input(audio_b, limits, "utterance B")
-    lm, tok, _ = backend.components(which)
+    lm, tok = backend.scorer(which)  # no vocoder needed
     units = []
     for name, x in (("utterance A", a), ("utterance B", b)):
         try:
