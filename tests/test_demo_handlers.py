@@ -278,6 +278,9 @@ def test_continue_uses_a_transcriber_when_given(qs, tmp_path):
     out = continue_audio(b, OutputStore(tmp_path), prompt, SamplingSettings(seconds=0.5))
     assert out.transcript == "hello world"
     assert heard == [len(out.result.wav) - out.result.prompt_samples]
+    silent = DemoBackend(resolve_paths(qs), asr=lambda wav: "")
+    out = continue_audio(silent, OutputStore(tmp_path), prompt, SamplingSettings(seconds=0.5))
+    assert out.transcript == "(ASR heard no words)"
 
 
 def test_compare_equals_score_units(qs, backend):

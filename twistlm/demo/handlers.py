@@ -169,7 +169,7 @@ def continue_audio(
     asr = backend.transcriber()
     if asr is not None and len(res.units):
         try:
-            transcript = asr(res.wav[res.prompt_samples :])
+            transcript = asr(res.wav[res.prompt_samples :]) or "(ASR heard no words)"
         except Exception as e:  # ASR is a nice-to-have: report, never fail the request
             transcript = f"(ASR failed: {_one_line(e)})"
     elif asr is None:
