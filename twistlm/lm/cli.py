@@ -2,8 +2,9 @@
 
 Examples:
   twistlm init-lm out/warm --n-units 200 --tokenizer tok/            # SmolLM2-135M, recommended init
+                                                                     # (random rows, zero untied output)
   twistlm init-lm out/cold --n-units 200 --start cold
-  twistlm init-lm out/opt --text-lm facebook/opt-125m --n-units 500 --init truncate
+  twistlm init-lm out/opt --text-lm facebook/opt-125m --n-units 500 --init truncate --out-init copy
   twistlm init-lm out/w6 --n-units 500 --layers 6                    # first 6 layers only
 
 The output is a plain HF dir (AutoModelForCausalLM loads it) plus twistlm.json with the unit
@@ -35,8 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--init",
         choices=["random", "truncate", "mean", "small"],
-        default="mean",
-        help="new unit-row init for warm starts (default mean: measured best, see docs/lm.md)",
+        default="random",
+        help="new unit-row init for warm starts (default random, with --out-init zero: measured best, docs/lm.md)",
     )
     p.add_argument(
         "--init-scale", type=float, default=0.1, help="noise scale x source std for mean/small"

@@ -47,7 +47,8 @@ class ModelConfig:
         start: ``warm`` (TWIST) or ``cold`` (same architecture, random init).
         init: new unit-row init for warm starts: random | truncate | mean | small.
         init_scale: noise scale (x source embedding std) for ``mean`` / ``small``.
-        out_init: untied output layer init for warm starts: copy | zero.
+        out_init: output layer init for warm starts: ``zero`` (untied, zero-initialised: the
+            measured best with ``init: random``, docs/lm.md) | ``copy`` (as the input rows).
         tie: tie input and output embeddings; None = as the text LM.
         n_layers: keep only the first N transformer layers (None = all).
         n_units: unit vocabulary size; None = the shards' tokenizer.json n_units.
@@ -56,9 +57,9 @@ class ModelConfig:
     init_from: str | None = None
     text_lm: str | None = None
     start: Literal["warm", "cold"] = "warm"
-    init: Literal["random", "truncate", "mean", "small"] = "mean"
+    init: Literal["random", "truncate", "mean", "small"] = "random"
     init_scale: float = 0.1
-    out_init: Literal["copy", "zero"] = "copy"
+    out_init: Literal["copy", "zero"] = "zero"
     tie: bool | None = None
     n_layers: int | None = None
     n_units: int | None = None
