@@ -15,8 +15,10 @@ quickstart: setup
 smoke: setup
 	$(VENV)/bin/twistlm quickstart --smoke --out $(QUICKSTART_OUT)-smoke
 
+# default suite + the demo's real-browser test (headless Debian chromium); slow tests: make test-all
+test: export APT_EXTRA = chromium
 test: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow or browser"
 
 test-all: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m ""

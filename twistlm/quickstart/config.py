@@ -7,10 +7,6 @@ from dataclasses import dataclass
 
 from twistlm.config import ConfigError
 
-# Measured on the 2-core AMX CPU of DESIGN.md section 5: SmolLM2-135M (30 layers), batch 4 x 512,
-# AdamW, bf16 autocast. Used only to plan the cosine horizon; the wall-clock budget still stops.
-CPU_TOKENS_PER_S_30_LAYERS = 494.0
-
 
 @dataclass(frozen=True)
 class QuickstartConfig:
@@ -83,12 +79,10 @@ class QuickstartConfig:
     def vocoder_seconds(self) -> float:
         return self.minutes * 60 * self.vocoder_share
 
-    def planned_steps(self, n_layers_total: int) -> int:
-        """Optimizer steps one model should reach in its time budget (cosine horizon)."""
-        layers = self.n_layers or n_layers_total
-        tok_per_s = CPU_TOKENS_PER_S_30_LAYERS * 30 / max(layers, 1)
-        tokens = self.train_seconds_per_model * tok_per_s
-        return max(10, int(tokens // (self.block_size * self.batch_size)))
+    def planned_steps(self, tokens_per_s: float) -> int:
+        """Optimizer steps one model reaches in its time budget at ``tokens_per_s``."""
+        tokens = self.train_seconds_per_model * tokens_per_s
+        return max(4, int(tokens // (self.block_size * self.batch_size)))
 
 
 def smoke_config(out: str = "quickstart-smoke", **overrides) -> QuickstartConfig:

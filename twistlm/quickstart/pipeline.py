@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from twistlm.config import save_config, to_dict
+from twistlm.hardware import bf16_is_fast
 from twistlm.io import read_json, write_json
 from twistlm.quickstart.config import QuickstartConfig
 
@@ -127,15 +128,46 @@ def _train_config(
     )
 
 
-def _text_lm_layers(text_lm: str | None) -> int:
-    """Depth of the text LM (for planning), read from its config without loading weights."""
-    if text_lm is None:
-        return 30  # SmolLM2-135M (DESIGN.md section 4)
-    p = Path(text_lm)
-    if p.is_dir() and (p / "config.json").exists():
-        c = read_json(p / "config.json")
-        return int(c.get("num_hidden_layers") or c.get("n_layer") or 12)
-    return 12
+def measure_tokens_per_s(cfg: QuickstartConfig, n_units: int) -> float:
+    """Training tokens/s of the quickstart model on this machine: one warm-up step, one timed.
+
+    Plans the cosine horizon so that it ends with the time budget (the budget still stops).
+    """
+    import torch
+
+    from twistlm.lm.warm_start import build_speech_lm
+
+    lm = build_speech_lm(cfg.text_lm, n_units, start="cold", n_layers=cfg.n_layers, seed=cfg.seed)
+    model = lm.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ids = torch.randint(
+        lm.vocab.offset, lm.vocab.vocab_size, (cfg.batch_size, cfg.block_size), generator=gen
+    )
+    fast = bf16_is_fast("cpu")
+    seconds = 0.0
+    for i in range(2):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i == 1:
+            seconds = time.perf_counter() - t
+    return ids.numel() / max(seconds, 1e-6)
+
+
+def _train_warm(cfg: QuickstartConfig, units: Path, out: Path) -> dict[str, Any]:
+    from twistlm.data.shards import TOKENIZER_INFO
+
+    n_units = int(read_json(units / TOKENIZER_INFO)["n_units"])
+    tok_per_s = measure_tokens_per_s(cfg, n_units)
+    planned = cfg.planned_steps(tok_per_s)
+    print(f"measured {tok_per_s:.0f} training tokens/s -> planning {planned} steps")
+    # the wall-clock cap is a safety net 25% above the plan; the step plan is the budget
+    res = _train(cfg, "warm", units, out, planned, planned, 1.25 * cfg.train_seconds_per_model)
+    return res | {"planned_steps": planned, "calibrated_tokens_per_s": tok_per_s}
 
 
 def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
@@ -179,18 +211,15 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     )
 
     # 5-6. warm and cold SpeechLMs: identical architecture, data order and token budget
-    layers = _text_lm_layers(cfg.text_lm)
-    planned = cfg.planned_steps(layers)
     warm = st.run(
         "train-warm",
-        f"training the warm-started SpeechLM (~{cfg.train_seconds_per_model / 60:.1f} min, "
-        f"plan {planned} steps)",
-        lambda: _train(cfg, "warm", units, out, planned, planned, cfg.train_seconds_per_model),
+        f"training the warm-started SpeechLM (~{cfg.train_seconds_per_model / 60:.1f} min)",
+        lambda: _train_warm(cfg, units, out),
     )
     st.run(
         "train-cold",
         f"training the cold-started twin for the same {warm['steps']} steps",
-        lambda: _train(cfg, "cold", units, out, warm["steps"], planned, None),
+        lambda: _train(cfg, "cold", units, out, warm["steps"], warm["planned_steps"], None),
     )
 
     # 7-8. likelihood benchmarks (+ the text topline once)
@@ -313,7 +342,7 @@ def _evaluate(
         {k: bench_paths[k] for k in BENCH_KINDS if k in bench_paths},
         tokenizer=str(tok_dir),
         out_dir=out / "eval" / start,
-        autocast=True,
+        autocast=bf16_is_fast("cpu"),
         cache_dir=out / "cache" / "units",
         topline=topline,
         text_lm=cfg.text_lm,
