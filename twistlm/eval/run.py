@@ -546,6 +546,14 @@ def evaluate(
     t0 = time.perf_counter()
     lm = load_speech_lm(model, device=device, convention=convention)
     device = lm.device
+    if autocast:
+        from twistlm.hardware import bf16_is_fast
+
+        if not bf16_is_fast(device):
+            tqdm.write(
+                f"warning: bf16 is emulated on this {device.type} (no AMX / bf16 support): "
+                "scoring will be several times slower than fp32; drop --bf16"
+            )
     tok, tok_dir = load_tokenizer(lm, tokenizer)
     check_compatible(lm, tok)
     info = tok.info() if hasattr(tok, "info") else {}
