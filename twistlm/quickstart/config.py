@@ -24,7 +24,8 @@ class QuickstartConfig:
         n_layers: keep the first N layers (None = full depth, the default).
         block_size / batch_size / lr: training blocks, blocks per step, peak learning rate.
         init / init_scale / out_init: warm-start initialisation of the unit rows (see
-            twistlm.lm.warm_start); chosen by measurement (docs/lm.md).
+            twistlm.lm.warm_start). Default: random rows + untied zero output layer, the
+            measured winner (docs/lm.md: leads cold from the first evaluation).
         train_share: fraction of ``minutes`` given to LM training (split between warm and cold).
         vocoder_share: fraction of ``minutes`` given to vocoder training.
         eval_points: validation evaluations per training run (for the loss-vs-tokens figure).
@@ -49,9 +50,9 @@ class QuickstartConfig:
     block_size: int = 512
     batch_size: int = 4
     lr: float = 5e-4
-    init: str = "mean"
+    init: str = "random"
     init_scale: float = 0.1
-    out_init: str = "copy"
+    out_init: str = "zero"
     train_share: float = 0.5
     vocoder_share: float = 0.12
     eval_points: int = 8

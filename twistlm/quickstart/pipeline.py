@@ -408,6 +408,7 @@ def _generation(
         references=refs,
         n_samples=cfg.n_prompts,
         score="continuation",
+        resynth=cfg.asr,  # resynthesis WER needs transcripts
     )
     return res.to_dict() | {"records": None}
 
