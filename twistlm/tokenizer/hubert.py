@@ -11,8 +11,9 @@ config says ``normalize`` (HuBERT base: no). It is a flag of the extractor, stor
 tokenizer metadata; for a plain HF dir it is read from ``twistlm_hubert.json`` (written by
 ``twistlm import-hubert``) or the feature extractor's ``do_normalize``, default False.
 
-Precision: ``fast=False`` is exact fp32; ``fast=True`` runs under bf16 autocast (CPUs with AMX,
-GPUs), about 2x faster on CPU, with a few percent of units changed (see the benchmark).
+Precision: ``fast=False`` is exact fp32; ``fast=True`` runs under bf16 autocast where bf16 is
+native (GPUs, CPUs with AMX / AVX512-BF16) and otherwise quantizes the transformer layers'
+Linear weights to int8 (dynamic quantization): a few percent of units change (see the benchmark).
 
 Long files: attention is global, so chunked extraction cannot equal whole-file extraction.
 Files longer than ``chunk_seconds`` are cut into chunks that each see ``overlap_seconds`` of
@@ -94,6 +95,23 @@ class HubertFeatures(nn.Module):
         self.model = model.requires_grad_(False)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.model.to(self.device)
+        # conv weights as (C_in * k, C_out) matrices for the unfold + matmul conv stack
+        self._conv_weights = [
+            cl.conv.weight.reshape(cl.conv.weight.shape[0], -1).t().contiguous()
+            for cl in self.model.feature_extractor.conv_layers
+        ]
+        # fast mode: bf16 autocast where bf16 is native (GPU, AMX / AVX512-BF16 CPUs); elsewhere
+        # int8 dynamic quantization of the transformer layers' Linear weights (fbgemm, AVX2)
+        self.fast_mode = "fp32"
+        self._layers = self.model.encoder.layers
+        if self.fast:
+            if self.device.type == "cuda" or cpu_has_fast_bf16():
+                self.fast_mode = "bf16"
+            else:
+                self.fast_mode = "int8"
+                self._layers = torch.ao.quantization.quantize_dynamic(
+                    copy.deepcopy(self.model.encoder.layers), {nn.Linear}, dtype=torch.qint8
+                )
 
     # ---- construction ----
     @classmethod
@@ -200,14 +218,9 @@ class HubertFeatures(nn.Module):
 
     def _forward(self, wav: Tensor) -> Tensor:
         """(1, T) -> (n_frames, dim): conv stack, projection, pos-conv, layers[:layer]."""
-        ctx = (
-            torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if self.fast
-            else contextlib.nullcontext()
-        )
         m = self.model
-        with ctx:
-            x = m.feature_extractor(wav).transpose(1, 2)  # (1, frames, conv_dim)
+        with self._precision():
+            x = self._conv_front(wav[0])[None]  # (1, frames, conv_dim)
             x = m.feature_projection(x)
             if isinstance(x, tuple):  # transformers 4.x returns (hidden, normed)
                 x = x[0]
@@ -215,13 +228,57 @@ class HubertFeatures(nn.Module):
             x = x + enc.pos_conv_embed(x)
             if not self.stable_layer_norm:
                 x = enc.layer_norm(x)
-            for layer in enc.layers:
+            for layer in self._layers:
                 x = layer(x)
                 if isinstance(x, tuple):
                     x = x[0]
             # stable-layer-norm encoders (HuBERT large) apply enc.layer_norm only after the
             # full stack; hidden_states[L] (and fairseq output_layer=L) never include it.
         return x[0].float()
+
+    def _conv_front(self, wav: Tensor) -> Tensor:
+        """(T,) -> (frames, conv_dim): the conv feature encoder as unfold + matmul, time-major.
+
+        Same arithmetic as the HF conv stack (conv, norm, GELU per layer) up to float rounding;
+        on CPUs without AVX-512 a 1-D strided conv runs ~2x slower than the equivalent GEMM, and
+        the conv stack is most of HuBERT's cost below layer 12.
+        """
+        x = wav[:, None]  # (T, C_in=1)
+        for i, conv_layer in enumerate(self.model.feature_extractor.conv_layers):
+            conv = conv_layer.conv
+            k, s = conv.kernel_size[0], conv.stride[0]
+            u = x.unfold(0, k, s)  # (T_out, C_in, k): the same layout as conv.weight's (C_in, k)
+            w = self._conv_weights[i]  # (C_in * k, C_out)
+            y = u.reshape(u.shape[0], -1) @ w.to(u.dtype)
+            if conv.bias is not None:
+                y = y + conv.bias
+            norm = getattr(conv_layer, "layer_norm", None)
+            if isinstance(norm, nn.GroupNorm):  # one group per channel: normalise over time
+                y32 = y.float()
+                mean = y32.mean(0, keepdim=True)
+                var = y32.var(0, unbiased=False, keepdim=True)
+                y = ((y32 - mean) * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias).to(
+                    y.dtype
+                )
+            elif isinstance(norm, nn.LayerNorm):  # over channels, per frame
+                y = norm(y)
+            x = conv_layer.activation(y)
+        return x
+
+    def _precision(self):
+        if self.fast_mode == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 matmul (AMX or AVX512-BF16); else bf16 is emulated
+    and far slower than fp32 (measured 100x on an AVX2-only host)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _truncated_copy(model: nn.Module, layer: int) -> nn.Module:
