@@ -1,6 +1,7 @@
 """The quickstart end to end on tiny settings: every stage runs and every artifact is there."""
 
 import json
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -54,6 +55,9 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
         for b in ev["benchmarks"].values():
             assert b["n_pairs"] >= 1 and 0.0 <= b["accuracy"] <= 1.0
         assert (out / "models" / start / "config.json").is_file()
+        meta = json.loads((out / "models" / start / "twistlm.json").read_text())["meta"]
+        assert (Path(meta["tokenizer"]["path"]) / "tokenizer.json").is_file()
+        assert Path(meta["vocoder"]).is_dir()
     assert set(res["eval"]["warm"]) == {"swuggy", "sblimp", "ssc", "tsc"}
     assert res["topline"] and set(res["topline"]["benchmarks"]) >= {"sblimp", "tsc"}
     # same token budget for both models

@@ -239,6 +239,11 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         lambda: _train_vocoder(cfg, out, units),
     )
 
+    # the trained models name their tokenizer and vocoder, so `twistlm continue --model
+    # quickstart/models/warm` and `twistlm eval` need no extra flags
+    for start in ("warm", "cold"):
+        link_components(out / "models" / start, tok_dir, out / "vocoder" / "vocoder")
+
     # 10. spoken continuations of held-out prompts + generation metrics
     st.run(
         "generation",
@@ -369,6 +374,16 @@ def _train_vocoder(cfg: QuickstartConfig, out: Path, units: Path) -> dict[str, A
         "seconds": res.seconds,
         "val_mel_l1": res.val_mel_l1,
     }
+
+
+def link_components(model_dir: Path, tok_dir: Path, vocoder_dir: Path) -> None:
+    """Record the tokenizer and vocoder paths in a SpeechLM dir's twistlm.json (atomically)."""
+    meta_path = model_dir / "twistlm.json"
+    d = read_json(meta_path)
+    meta = d.setdefault("meta", {})
+    meta.setdefault("tokenizer", {})["path"] = str(tok_dir.resolve())
+    meta["vocoder"] = str(vocoder_dir.resolve())
+    write_json(meta_path, d)
 
 
 def _prompts(bench_paths: dict[str, str], n: int) -> list:
