@@ -1,9 +1,12 @@
 import os
+import tempfile
 
 # Tests never touch the network and stay small on a 2-core machine.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# caches (units, converted GGUF text LMs) go to a per-session folder, not the user's ~/.cache
+os.environ.setdefault("TWISTLM_CACHE", tempfile.mkdtemp(prefix="twistlm-test-cache-"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -255,8 +255,9 @@ def _permute_llamacpp(w, n_head):
     )
 
 
-def test_gguf_tiny_llama_loads_like_smollm2(tmp_path):
+def test_gguf_tiny_llama_loads_like_smollm2(tmp_path, monkeypatch):
     gguf = pytest.importorskip("gguf")
+    monkeypatch.setenv("TWISTLM_CACHE", str(tmp_path / "cache"))
     from twistlm.lm.textlm import load_text_lm
 
     src = tiny_llama(tie=True, vocab=32, layers=2)
@@ -306,6 +307,12 @@ def test_gguf_tiny_llama_loads_like_smollm2(tmp_path):
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, src(ids).logits, atol=1e-5)
     model.save_pretrained(tmp_path / "plain")  # a GGUF-loaded model could not do this
+    # converted once into the cache; the second load reads that HF dir and gives the same model
+    (converted,) = (tmp_path / "cache" / "text-lm").iterdir()
+    assert (converted / "config.json").is_file()
+    again, _ = load_text_lm(path, tokenizer=False)
+    with torch.no_grad():
+        assert torch.equal(again(ids).logits, model(ids).logits)
     lm = build_speech_lm(path, n_units=10, init="mean")  # the same path SmolLM2 takes
     assert torch.equal(
         lm.model.model.layers[1].mlp.down_proj.weight, src.model.layers[1].mlp.down_proj.weight

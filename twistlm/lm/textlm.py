@@ -7,6 +7,11 @@ GGUF notes (DESIGN.md section 4): transformers loads GGUF with ``from_pretrained
 gguf_file=name)`` (needs the ``gguf`` package) and dequantizes every tensor to float. The model
 it returns keeps a ``quantization_config`` that makes ``save_pretrained`` refuse it, so we copy
 its weights into a plain model built from the same config without that entry.
+
+Dequantizing and converting the GGUF tokenizer costs ~15-100 s on a 2-core CPU, and the
+quickstart loads SmolLM2 several times, so the plain model and tokenizer are saved once as a
+HF dir under ``twistlm.loaders.cache_dir("text-lm")`` (keyed by the GGUF's name, size and
+modification time) and later loads read that dir (safetensors, about a second).
 """
 
 from __future__ import annotations
@@ -61,6 +66,10 @@ def load_text_lm(
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: GGUF file not found")
+        converted = gguf_as_hf_dir(path)
+        if converted is not None:
+            path = name_or_path = converted
+    if path.suffix == ".gguf":  # conversion cache not writable: load the GGUF directly
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
         model = _plain_copy(model, dtype)
         tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name) if tokenizer else None
@@ -69,3 +78,43 @@ def load_text_lm(
         tok = AutoTokenizer.from_pretrained(str(name_or_path)) if tokenizer else None
     model.eval()
     return model, tok
+
+
+def gguf_as_hf_dir(gguf: Path) -> Path | None:
+    """The GGUF converted once to a plain HF dir (model + tokenizer) in the cache; None if the
+    cache cannot be written."""
+    import shutil
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    from twistlm.loaders import cache_dir
+
+    st = gguf.stat()
+    target = cache_dir("text-lm", f"{gguf.stem}-{st.st_size}-{st.st_mtime_ns}")
+    if (target / "config.json").exists():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    except OSError:
+        return None
+    try:
+        print(f"converting {gguf.name} to a HF dir once: {target}")
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        _plain_copy(model, torch.float32).save_pretrained(tmp)
+        try:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except Exception as e:  # a GGUF without tokenizer metadata: model only
+            print(f"note: {gguf.name} has no usable tokenizer ({type(e).__name__}); model only")
+        else:
+            tok.save_pretrained(tmp)
+        tmp.rename(target)  # atomic: a killed conversion leaves only the .tmp- dir
+    except OSError:
+        if (target / "config.json").exists():  # another process finished first
+            return target
+        return None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
