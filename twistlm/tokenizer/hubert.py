@@ -95,11 +95,6 @@ class HubertFeatures(nn.Module):
         self.model = model.requires_grad_(False)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.model.to(self.device)
-        # conv weights as (C_in * k, C_out) matrices for the unfold + matmul conv stack
-        self._conv_weights = [
-            cl.conv.weight.reshape(cl.conv.weight.shape[0], -1).t().contiguous()
-            for cl in self.model.feature_extractor.conv_layers
-        ]
         # fast mode: bf16 autocast where bf16 is native (GPU, AMX / AVX512-BF16 CPUs); elsewhere
         # int8 dynamic quantization of the transformer layers' Linear weights (fbgemm, AVX2)
         self.fast_mode = "fp32"
@@ -220,7 +215,7 @@ class HubertFeatures(nn.Module):
         """(1, T) -> (n_frames, dim): conv stack, projection, pos-conv, layers[:layer]."""
         m = self.model
         with self._precision():
-            x = self._conv_front(wav[0])[None]  # (1, frames, conv_dim)
+            x = m.feature_extractor(wav).transpose(1, 2)  # (1, frames, conv_dim)
             x = m.feature_projection(x)
             if isinstance(x, tuple):  # transformers 4.x returns (hidden, normed)
                 x = x[0]
@@ -235,35 +230,6 @@ class HubertFeatures(nn.Module):
             # stable-layer-norm encoders (HuBERT large) apply enc.layer_norm only after the
             # full stack; hidden_states[L] (and fairseq output_layer=L) never include it.
         return x[0].float()
-
-    def _conv_front(self, wav: Tensor) -> Tensor:
-        """(T,) -> (frames, conv_dim): the conv feature encoder as unfold + matmul, time-major.
-
-        Same arithmetic as the HF conv stack (conv, norm, GELU per layer) up to float rounding;
-        on CPUs without AVX-512 a 1-D strided conv runs ~2x slower than the equivalent GEMM, and
-        the conv stack is most of HuBERT's cost below layer 12.
-        """
-        x = wav[:, None]  # (T, C_in=1)
-        for i, conv_layer in enumerate(self.model.feature_extractor.conv_layers):
-            conv = conv_layer.conv
-            k, s = conv.kernel_size[0], conv.stride[0]
-            u = x.unfold(0, k, s)  # (T_out, C_in, k): the same layout as conv.weight's (C_in, k)
-            w = self._conv_weights[i]  # (C_in * k, C_out)
-            y = u.reshape(u.shape[0], -1) @ w.to(u.dtype)
-            if conv.bias is not None:
-                y = y + conv.bias
-            norm = getattr(conv_layer, "layer_norm", None)
-            if isinstance(norm, nn.GroupNorm):  # one group per channel: normalise over time
-                y32 = y.float()
-                mean = y32.mean(0, keepdim=True)
-                var = y32.var(0, unbiased=False, keepdim=True)
-                y = ((y32 - mean) * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias).to(
-                    y.dtype
-                )
-            elif isinstance(norm, nn.LayerNorm):  # over channels, per frame
-                y = norm(y)
-            x = conv_layer.activation(y)
-        return x
 
     def _precision(self):
         if self.fast_mode == "bf16":
