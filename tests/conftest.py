@@ -2,6 +2,7 @@ import os
 import tempfile
 
 # Tests never touch the network and stay small on a 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as twistlm/__init__.py, before torch loads
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
