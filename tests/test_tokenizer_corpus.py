@@ -128,6 +128,13 @@ def test_files_grouped_by_length_and_manifest(tmp_path):
     plain = tmp_path / "list.txt"
     plain.write_text("a/good2.wav\n")
     assert [it.path for it in list_corpus(plain)] == [audio / "good2.wav"]
+    # JSON lines, as `twistlm synth corpus` writes manifest.jsonl
+    jsonl = tmp_path / "manifest.jsonl"
+    jsonl.write_text('{"id": "x", "path": "a/good4.wav", "text": "t"}\n\n')
+    assert [(it.id, it.path) for it in list_corpus(jsonl)] == [("a/good4.wav", audio / "good4.wav")]
+    jsonl.write_text('{"id": "x"}\n')
+    with pytest.raises(ValueError, match="manifest.jsonl:1"):
+        list_corpus(jsonl)
 
 
 def test_streamed_long_file_equals_in_memory(tmp_path, tok):

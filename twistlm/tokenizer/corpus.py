@@ -67,8 +67,9 @@ class AudioItem:
 def list_corpus(audio: str | Path) -> list[AudioItem]:
     """Items of a folder (recursive) or a manifest, sorted by (seconds, id).
 
-    Manifests: fairseq style (first line = root dir, then ``relpath<TAB>n_samples``), or one path
-    per line (relative to the manifest's folder, or absolute).
+    Manifests: fairseq style (first line = root dir, then ``relpath<TAB>n_samples``), one path
+    per line (relative to the manifest's folder, or absolute), or JSON lines with a ``path`` key
+    (``*.jsonl``, as ``twistlm synth`` writes).
     """
     import soundfile as sf
 
@@ -77,6 +78,19 @@ def list_corpus(audio: str | Path) -> list[AudioItem]:
     audio = Path(audio)
     if audio.is_dir():
         pairs = [(p.relative_to(audio).as_posix(), p) for p in list_audio(audio)]
+    elif audio.is_file() and audio.suffix == ".jsonl":
+        import json
+
+        pairs = []
+        for i, ln in enumerate(audio.read_text().splitlines(), 1):
+            if not ln.strip():
+                continue
+            try:
+                rel = json.loads(ln)["path"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{audio}:{i}: not a JSON object with a 'path' ({e})") from e
+            p = Path(rel) if Path(rel).is_absolute() else audio.parent / rel
+            pairs.append((rel, p))
     elif audio.is_file():
         lines = [ln.rstrip("\n") for ln in audio.read_text().splitlines() if ln.strip()]
         root = audio.parent
