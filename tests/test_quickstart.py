@@ -72,3 +72,14 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     run_quickstart(cfg)
     log = capsys.readouterr().out
     assert log.count("skipped") == 11
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path):
+    from twistlm.config import ConfigError, save_config
+    from twistlm.quickstart.pipeline import check_same_settings
+
+    path = tmp_path / "quickstart.yaml"
+    save_config(smoke_config(out=str(tmp_path)), path)
+    check_same_settings(smoke_config(out=str(tmp_path)), path)  # same settings: resumes
+    with pytest.raises(ConfigError, match="n_units: 64 -> 32"):
+        check_same_settings(smoke_config(out=str(tmp_path), n_units=32), path)

@@ -41,7 +41,7 @@ class QuickstartConfig:
     minutes: float = 20.0
     hours: float = 1.0
     n_pairs: int = 300
-    n_story_pairs: int = 100
+    n_story_pairs: int = 60
     n_units: int = 200
     features: str = "logmel"
     frame_rate: float = 25.0
@@ -53,8 +53,8 @@ class QuickstartConfig:
     init: str = "random"
     init_scale: float = 0.1
     out_init: str = "zero"
-    train_share: float = 0.45
-    vocoder_share: float = 0.12
+    train_share: float = 0.35
+    vocoder_share: float = 0.1
     eval_points: int = 8
     n_prompts: int = 3
     topline: bool = True

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twistlm.config import save_config, to_dict
+from twistlm.config import ConfigError, save_config, to_dict
 from twistlm.hardware import bf16_is_fast
 from twistlm.io import read_json, write_json
 from twistlm.quickstart.config import QuickstartConfig
@@ -120,12 +120,31 @@ def _train_config(
             log_every=max(1, eval_every // 4),
             eval_every=eval_every,
             eval_at_start=True,
-            checkpoint_every=eval_every,
+            # a full-depth checkpoint is ~1.6 GB (weights + AdamW state): four per run suffice
+            # for resuming and cost little of the time budget
+            checkpoint_every=max(eval_every, decay_steps // 4),
             keep_checkpoints=1,
         ),
         seed=cfg.seed,
         resume=True,
     )
+
+
+def check_same_settings(cfg: QuickstartConfig, path: Path) -> None:
+    """A rerun resumes only with the settings the folder was made with (stages are skipped)."""
+    import yaml
+
+    if not path.exists():
+        return
+    old = yaml.safe_load(path.read_text()) or {}
+    new = to_dict(cfg)
+    diff = sorted(k for k in new if k in old and old[k] != new[k])
+    if diff:
+        changes = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff)
+        raise ConfigError(
+            f"{path.parent} was made with other settings ({changes}); "
+            "rerun with the same options to resume, or use a new --out"
+        )
 
 
 def measure_tokens_per_s(cfg: QuickstartConfig, n_units: int) -> float:
@@ -174,6 +193,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     """Run (or resume) every stage; returns the combined results (also report/results.json)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    check_same_settings(cfg, out / "quickstart.yaml")
     save_config(cfg, out / "quickstart.yaml")
     st = Stages(out, STAGES)
     t_start = time.time()

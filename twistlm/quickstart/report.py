@@ -154,13 +154,9 @@ def write_report(
     samples_dir = rep / "samples"
     samples_dir.mkdir(exist_ok=True)
     copied = []
-    for s in gen.get("samples") or []:
-        p = Path(s)
-        if not p.is_absolute():
-            p = out / "generation" / p
-        if p.exists():
-            shutil.copy2(p, samples_dir / p.name)
-            copied.append(f"samples/{p.name}")
+    for p in sorted((out / "generation" / "samples").glob("*.wav")):
+        shutil.copy2(p, samples_dir / p.name)
+        copied.append(f"samples/{p.name}")
 
     train = {s: stages[f"train-{s}"]["result"] for s in ("warm", "cold")}
     tok = stages["tokenize"]["result"]
@@ -208,10 +204,11 @@ def write_report(
         f"- Warm below cold at every validation point after the first: **{leads}**.",
         f"- Final validation loss: warm {fmt(val['warm (ours)'])}, cold {fmt(val['cold (ours)'])} "
         "nats per unit.",
-        "- At about an hour of synthetic speech and a few hundred thousand tokens, benchmark "
-        "accuracies near chance (50%) are expected (DESIGN.md section 5 pilot: no model yet beats "
-        "a bigram count model at this budget). More speech and tokens (`--hours`, `--minutes`) "
-        "are what move them; the text topline shows what the pairs allow with text.",
+        f"- At {corpus.get('hours')} h of synthetic speech and {train['warm']['tokens']:,} "
+        "training tokens, benchmark accuracies near chance (50%) are expected (DESIGN.md section 5 "
+        "pilot: at ~250k tokens no model beats even a bigram count model). More speech and tokens "
+        "(`--hours`, `--minutes`) are what move them; the text topline shows what the pairs allow "
+        "with text, and the confidence intervals show which differences the pair counts resolve.",
         "",
         "## Speech continuation",
         "",
@@ -221,7 +218,13 @@ def write_report(
         f"of the original TTS audio: {fmt(gen.get('original_wer'), '.2%')}.",
         f"- Continuations: text-LM perplexity {fmt(gen.get('ppl'), '.1f')}, auto-BLEU-2 "
         f"{fmt(gen.get('auto_bleu2'))}, unit bigram repetition "
-        f"{fmt(gen.get('unit_bigram_repetition'))}.",
+        f"{fmt(gen.get('unit_bigram_repetition'))}."
+        + (
+            " Whisper heard no words in any continuation: the vocoder is not intelligible after "
+            "this CPU budget (docs/vocoder.md), so transcript metrics are undefined."
+            if gen.get("n_prompts") and gen.get("n_empty_transcripts") == gen.get("n_prompts")
+            else ""
+        ),
         "",
         *[f"- [{c}]({c})" for c in copied],
         "",
