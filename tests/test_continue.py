@@ -6,31 +6,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_text_lm import tiny_speech_lm  # noqa: E402,I001  (tests/ is on sys.path)
 
 from twistlm.audio import write_wav
 from twistlm.cli import main
 from twistlm.lm.cli_continue import continue_prompt
-from twistlm.lm.model import SpeechLM
-from twistlm.lm.vocab import UnitVocab
 
 N_UNITS = 12
 
 
 def _tiny_lm(n_units, meta=None, seed=0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    vocab = UnitVocab.twistlm(n_units)
-    cfg = LlamaConfig(
-        vocab_size=vocab.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-    )
-    return SpeechLM(LlamaForCausalLM(cfg).eval(), vocab, meta or {})
+    return tiny_speech_lm(n_units, meta, seed)
 
 
 def build_tiny_pipeline(root, n_units=N_UNITS, record_in_meta=True, vocoder_units=None):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_text_lm import tiny_speech_lm  # noqa: E402,I001  (tests/ is on sys.path)
 
 from twistlm.audio import write_wav
 from twistlm.demo.backend import DemoBackend, DemoUnavailable, resolve_paths
@@ -41,24 +42,8 @@ def speechlike_wav(seconds=4.0, seed=0, sr=16000):
     return (0.3 * wav + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def _tiny_lm(n_units, meta, seed):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from twistlm.lm.model import SpeechLM
-    from twistlm.lm.vocab import UnitVocab
-
-    torch.manual_seed(seed)
-    vocab = UnitVocab.twistlm(n_units)
-    cfg = LlamaConfig(
-        vocab_size=vocab.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-    )
-    return SpeechLM(LlamaForCausalLM(cfg).eval(), vocab, meta)
+def _tiny_lm(n_units, meta=None, seed=0):
+    return tiny_speech_lm(n_units, meta, seed)
 
 
 def build_quickstart_layout(root: Path, cold: bool = True, n_units: int = N_UNITS) -> Path:

@@ -1,4 +1,4 @@
-"""A tiny text LM dir (LLaMA body + byte-level BPE tokenizer) for offline end-to-end tests."""
+"""Tiny models for offline end-to-end tests: a text LM dir (LLaMA + BPE tokenizer), a SpeechLM."""
 
 from __future__ import annotations
 
@@ -43,3 +43,24 @@ def make_tiny_text_lm(path: str | Path, layers: int = 2, hidden: int = 32, seed:
     LlamaForCausalLM(cfg).save_pretrained(path)
     hf_tok.save_pretrained(path)
     return path
+
+
+def tiny_speech_lm(n_units: int, meta: dict | None = None, seed: int = 0):
+    """A random 2-layer LLaMA SpeechLM (twistlm unit vocabulary) for end-to-end tests."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from twistlm.lm.model import SpeechLM
+    from twistlm.lm.vocab import UnitVocab
+
+    torch.manual_seed(seed)
+    vocab = UnitVocab.twistlm(n_units)
+    cfg = LlamaConfig(
+        vocab_size=vocab.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
+    return SpeechLM(LlamaForCausalLM(cfg).eval(), vocab, meta or {})

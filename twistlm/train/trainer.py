@@ -102,10 +102,9 @@ def _use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     p = cfg.runtime.precision
     if p != "auto":
         return p == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # CPU: only where AMX makes bf16 matmuls fast (DESIGN.md section 5: ~2x here).
-    return "AMX" in torch.backends.cpu.get_cpu_capability().upper()
+    from twistlm.hardware import bf16_is_fast
+
+    return bf16_is_fast(device)
 
 
 # ---------------------------------------------------------------- schedule
