@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "twistlm.tokenizer.cli_kmeans",
         "fit k-means centroids and save a UnitTokenizer",
     ),
+    "tokenizer-report": (
+        "twistlm.tokenizer.cli_report",
+        "compare tokenizers: units/s, codebook use, cross-voice consistency",
+    ),
     "import-kmeans": (
         "twistlm.tokenizer.cli_import",
         "convert a textlesslib/sklearn k-means pickle (opt-in)",
