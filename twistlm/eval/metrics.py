@@ -13,6 +13,10 @@ Aggregation follows the official ZeroSpeech 2021 evaluation code (zerospeech/zer
   (the labels are the official tool's, off by one against its bins; we keep its bins so our
   numbers match it); "in-vocab" is the n-weighted mean of the non-oov bands (= the mean over
   in-vocabulary ids).
+  By length (``lexical.py::evaluate_by_length``): ``by_pair.score.groupby(by_pair.length)``, one
+  group per distinct ``length`` value of gold.csv (the word's length in phones, taken from the
+  first pair of each id, as ``evaluate_by_pair`` does), the mean of the per-id scores; ids
+  without a length are left out (pandas drops NaN group keys).
 - sBLIMP: outcomes averaged per (type, subtype, id) over voices; overall = mean of those;
   by type (official) and by subtype (ours, same rule).
 - sSC / tSC: plain accuracy over pairs.
@@ -122,6 +126,19 @@ def group_means(outcomes: Sequence[float], keys: Sequence[Any]) -> tuple[list[An
     return order, np.array([sums[k] / counts[k] for k in order], dtype=np.float64)
 
 
+def word_length(length: float | int | str | None) -> int | None:
+    """The integer ``length`` column of sWUGGY's gold.csv (None when missing or not a number)."""
+    if length is None or isinstance(length, bool):
+        return None
+    try:
+        f = float(str(length).strip()) if isinstance(length, str) else float(length)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(f) or not f.is_integer():
+        return None
+    return int(f)
+
+
 def frequency_band(frequency: float | int | None) -> str | None:
     """Official sWUGGY band of a word's LibriSpeech count (None/NaN -> None, as pandas.cut)."""
     if frequency is None or frequency == "":
@@ -146,8 +163,8 @@ class BenchmarkMetrics:
     """Aggregated metrics of one benchmark under one score rule.
 
     ``overall`` is the headline; ``extra`` holds other headline-like numbers (sWUGGY
-    ``in_vocab``); ``breakdowns[name][group]`` holds per-group accuracies (frequency band,
-    type, subtype).
+    ``in_vocab``); ``breakdowns[name][group]`` holds per-group accuracies (sWUGGY frequency band
+    and word length, sBLIMP type and subtype).
     """
 
     overall: Accuracy
@@ -162,11 +179,16 @@ def swuggy_metrics(
     ids: Sequence[Any],
     frequencies: Sequence[float | int | None],
     ci: str = "wilson",
+    lengths: Sequence[float | int | str | None] | None = None,
 ) -> BenchmarkMetrics:
-    """sWUGGY: per-id mean over voices, "all", "in_vocab" and frequency bands (official rule).
+    """sWUGGY: per-id mean over voices, "all", "in_vocab", frequency bands and, when
+    ``lengths`` is given, the breakdown by word length (official rules, zerospeech2021
+    ``lexical.py``: ``evaluate_by_frequency`` and ``evaluate_by_length``).
 
-    ``frequencies`` is the word frequency of each pair; the first pair of an id gives the id's
-    frequency (as the official ``x.iat[0, 2]``).
+    ``frequencies`` / ``lengths`` are the word frequency and the word length (gold.csv
+    ``length``, in phones) of each pair; the first pair of an id gives the id's values (as the
+    official ``evaluate_by_pair``, which takes them from the id's first row). Length groups are
+    keyed ``str(length)`` in increasing length order; ids without a length are left out of it.
     """
     keys, per_id = group_means(outcomes, ids)
     first_freq: dict[Any, Any] = {}
@@ -179,12 +201,24 @@ def swuggy_metrics(
         if b in bands
     }
     in_vocab = [s for s, b in zip(per_id, bands, strict=True) if b is not None and b != "oov"]
+    breakdowns = {"frequency": by_band}
+    if lengths is not None:
+        first_len: dict[Any, Any] = {}
+        for k, n in zip(ids, lengths, strict=True):
+            first_len.setdefault(k, n)
+        by_len: dict[int, list[float]] = {}
+        for k, s in zip(keys, per_id, strict=True):
+            n = word_length(first_len[k])
+            if n is not None:
+                by_len.setdefault(n, []).append(s)
+        if by_len:
+            breakdowns["length"] = {str(n): accuracy_of(by_len[n], ci) for n in sorted(by_len)}
     return BenchmarkMetrics(
         overall=accuracy_of(per_id, ci),
         n_pairs=len(outcomes),
         unit="id",
         extra={"in_vocab": accuracy_of(in_vocab, ci)},
-        breakdowns={"frequency": by_band},
+        breakdowns=breakdowns,
     )
 
 
@@ -225,7 +259,8 @@ def _meta_column(metas: Sequence[dict], key: str, fallback: Sequence[Any]) -> li
 
 def _swuggy_from_meta(outcomes, metas, pair_ids, ci):
     ids = _meta_column(metas, "id", pair_ids)
-    return swuggy_metrics(outcomes, ids, [m.get("frequency") for m in metas], ci)
+    freqs = [m.get("frequency") for m in metas]
+    return swuggy_metrics(outcomes, ids, freqs, ci, lengths=[m.get("length") for m in metas])
 
 
 def _sblimp_from_meta(outcomes, metas, pair_ids, ci):

@@ -105,7 +105,8 @@ class AudioRef:
 class PairRecord:
     """A (positive, negative) pair: the model should give ``positive`` the higher likelihood.
 
-    ``meta`` -- swuggy: id, voice, frequency (int | None), word, non_word; sblimp: id, voice,
+    ``meta`` -- swuggy: id, voice, frequency (int | None), word, non_word, and length (int, the
+    word's gold.csv ``length``) when given; sblimp: id, voice,
     type, subtype; ssc/tsc: category (and whatever else the source gives).
     """
 
@@ -236,8 +237,14 @@ def read_lexical(path: str | Path) -> list[PairRecord]:
             "word": prow["word"],
             "non_word": nrow["word"],
         }
-        if prow.get("length"):
-            meta["length"] = prow["length"]
+        len_raw = (prow.get("length") or "").strip()
+        if len_raw:  # the word's length in phones (zerospeech2021 lexical.py: by_length)
+            try:
+                meta["length"] = int(float(len_raw))
+            except ValueError as e:
+                raise BenchmarkFormatError(
+                    f"{gold}, line {pl}: length {len_raw!r} is not a number"
+                ) from e
         if prow.get("phones") is not None:
             meta["phones"] = prow["phones"]
             meta["non_word_phones"] = nrow.get("phones")

@@ -6,7 +6,8 @@ Files written into ``out_dir`` (all atomically):
 - ``results.json``: :meth:`EvalResult.to_dict` (schema ``twistlm.eval.results/1``; accuracies
   are fractions in [0, 1]).
 - ``results.md``: headline table (ours under both rules, the text topline, published rows),
-  then per-benchmark breakdowns (sWUGGY frequency bands, sBLIMP types).
+  then per-benchmark breakdowns (sWUGGY frequency bands and word lengths, sBLIMP types), then
+  the generation metrics under names that say their definition (docs/eval.md).
 - ``submission/{lexical,syntactic,ssc,tsc}.txt``: ``<file-stem> <score>`` per utterance, the
   ZeroSpeech 2021 submission line format (score = log-likelihood under the headline rule,
   higher = more likely).
@@ -33,13 +34,39 @@ SUBMISSION_FILES = {
 }
 
 # Published accuracies (%) from the TWIST paper (Hassid et al. 2023), as collected in
-# DESIGN.md section 3: sBLIMP / sSC / tSC. sWUGGY is left blank (not in our reference list).
+# docs/formats.md (published numbers): sBLIMP / sSC / tSC. sWUGGY is left blank (not in our reference list).
 PUBLISHED: dict[str, dict[str, float]] = {
     "TWIST-1.3B": {"sblimp": 57.0, "ssc": 52.4, "tsc": 70.6},
     "TWIST-7B": {"sblimp": 59.0, "ssc": 55.3, "tsc": 74.1},
     "TWIST-13B": {"sblimp": 59.2, "ssc": 55.4, "tsc": 76.4},
     "GSLM": {"sblimp": 54.2, "ssc": 53.3, "tsc": 66.6},
 }
+
+
+# Generation metrics in the order of the report table: (results.json name, short definition).
+# Sources: fairseq examples/textless_nlp/gslm/metrics/asr_metrics/self_auto_bleu.py (GSLM
+# auto-BLEU); slp-rl/slamkit slamkit/metric/generative_metric.py::asr_perplexity and
+# slamkit/utils/calculation_utils.py (SlamKit GenPPL and auto-BLEU).
+GENERATION_METRICS: tuple[tuple[str, str], ...] = (
+    ("text_ppl_token_weighted_continuation", "exp(sum NLL / sum tokens), continuation transcripts"),
+    ("text_ppl_median_continuation", "median per-transcript perplexity, continuation"),
+    ("auto_bleu2_gslm_continuation", "GSLM auto-BLEU, n = 1, 2 arithmetic mean, continuation"),
+    ("bigram_repetition_gslm_continuation", "its n = 2 term alone, continuation"),
+    ("unit_bigram_repetition", "the same n = 2 term on the generated units"),
+    ("genppl_slamkit", "SlamKit GenPPL: exp(mean per-transcript mean NLL), prompt + continuation"),
+    ("auto_bleu2_slamkit", "SlamKit auto-BLEU-2 (bigrams, overlaps count), prompt + continuation"),
+)
+
+
+def _generation_table(gen: dict[str, Any]) -> list[str]:
+    from twistlm.eval.generation import generation_metric
+
+    lines = ["| metric | value | definition |", "|---|---|---|"]
+    for name, definition in GENERATION_METRICS:
+        v = generation_metric(gen, name)
+        cell = f"{v:.4g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+        lines.append(f"| `{name}` | {cell} | {definition} |")
+    return lines
 
 
 def _pct(x: float | None) -> str:
@@ -139,7 +166,8 @@ def markdown_report(results: dict[str, Any]) -> str:
                 lines.append(f"| {g} | {e['n']} | {_cell(e, rule)} | {_cell(e, other)} |")
     gen = results.get("generation")
     if gen:
-        lines += ["", "### Generation", "", "```", json.dumps(gen, indent=2, default=str), "```"]
+        lines += ["", "### Generation", "", *_generation_table(gen), ""]
+        lines += ["```", json.dumps(gen, indent=2, default=str), "```"]
     if results.get("errors"):
         lines += ["", f"{len(results['errors'])} input(s) failed: see errors.jsonl."]
     return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from twistlm.config import ConfigError, save_config, to_dict
-from twistlm.hardware import bf16_is_fast
+from twistlm.hardware import bf16_is_fast, precision_name
 from twistlm.io import read_json, write_json
 from twistlm.quickstart.config import QuickstartConfig
 
@@ -183,10 +183,15 @@ def _train_warm(cfg: QuickstartConfig, units: Path, out: Path) -> dict[str, Any]
     n_units = int(read_json(units / TOKENIZER_INFO)["n_units"])
     tok_per_s = measure_tokens_per_s(cfg, n_units)
     planned = cfg.planned_steps(tok_per_s)
-    print(f"measured {tok_per_s:.0f} training tokens/s -> planning {planned} steps")
+    precision = precision_name("cpu")
+    print(f"measured {tok_per_s:.0f} training tokens/s ({precision}) -> planning {planned} steps")
     # the wall-clock cap is a safety net 25% above the plan; the step plan is the budget
     res = _train(cfg, "warm", units, out, planned, planned, 1.25 * cfg.train_seconds_per_model)
-    return res | {"planned_steps": planned, "calibrated_tokens_per_s": tok_per_s}
+    return res | {
+        "planned_steps": planned,
+        "calibrated_tokens_per_s": tok_per_s,
+        "precision": precision,
+    }
 
 
 def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:

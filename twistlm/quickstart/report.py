@@ -12,7 +12,7 @@ from twistlm.io import atomic_write_text, read_json, write_json
 from twistlm.quickstart.config import QuickstartConfig
 
 BENCH_NAMES = {"swuggy": "sWUGGY", "sblimp": "sBLIMP", "ssc": "sSC", "tsc": "tSC"}
-# Published numbers (DESIGN.md section 3; Hassid et al. 2023, Table 2): sBLIMP / sSC / tSC.
+# Published numbers (docs/formats.md; Hassid et al. 2023, Table 2): sBLIMP / sSC / tSC.
 PUBLISHED = {
     "TWIST-1.3B (paper)": {"sblimp": 57.0, "ssc": 52.4, "tsc": 70.6},
     "TWIST-7B (paper)": {"sblimp": 59.0, "ssc": 55.3, "tsc": 74.1},
@@ -151,6 +151,8 @@ def write_report(
     plot_accuracy(rows, rep / "accuracy.png")
 
     gen = stages.get("generation", {}).get("result") or {}
+    from twistlm.eval.generation import generation_metric as gm  # old names read too
+
     samples_dir = rep / "samples"
     samples_dir.mkdir(exist_ok=True)
     copied = []
@@ -205,7 +207,7 @@ def write_report(
         f"- Final validation loss: warm {fmt(val['warm (ours)'])}, cold {fmt(val['cold (ours)'])} "
         "nats per unit.",
         f"- At {corpus.get('hours')} h of synthetic speech and {train['warm']['tokens']:,} "
-        "training tokens, benchmark accuracies near chance (50%) are expected (DESIGN.md section 5 "
+        "training tokens, benchmark accuracies near chance (50%) are expected (docs/measurements.md "
         "pilot: at ~250k tokens no model beats even a bigram count model). More speech and tokens "
         "(`--hours`, `--minutes`) are what move them; the text topline shows what the pairs allow "
         "with text, and the confidence intervals show which differences the pair counts resolve.",
@@ -216,8 +218,11 @@ def write_report(
         f"(validation mel L1 {fmt(voc.get('val_mel_l1'))}).",
         f"- ASR WER of resynthesis (tokenizer + vocoder): {fmt(gen.get('resynth_wer'), '.2%')}; "
         f"of the original TTS audio: {fmt(gen.get('original_wer'), '.2%')}.",
-        f"- Continuations: text-LM perplexity {fmt(gen.get('ppl'), '.1f')}, auto-BLEU-2 "
-        f"{fmt(gen.get('auto_bleu2'))}, unit bigram repetition "
+        f"- Continuations (docs/eval.md, generation metrics): token-weighted text-LM perplexity "
+        f"of the continuation {fmt(gm(gen, 'text_ppl_token_weighted_continuation'), '.1f')}, "
+        f"GSLM auto-BLEU-2 {fmt(gm(gen, 'auto_bleu2_gslm_continuation'))}; SlamKit GenPPL "
+        f"(prompt + continuation) {fmt(gm(gen, 'genppl_slamkit'), '.1f')}, SlamKit auto-BLEU-2 "
+        f"{fmt(gm(gen, 'auto_bleu2_slamkit'))}; unit bigram repetition "
         f"{fmt(gen.get('unit_bigram_repetition'))}."
         + (
             " Whisper heard no words in any continuation: the vocoder is not intelligible after "
@@ -238,6 +243,9 @@ def write_report(
         f"- LM: {cfg.n_layers or 'all'} layers, blocks {cfg.batch_size} x {cfg.block_size}, "
         f"lr {cfg.lr:g} cosine, warm init `{cfg.init}` (scale {cfg.init_scale:g}, output "
         f"`{cfg.out_init}`).",
+        f"- Precision: {train.get('warm', {}).get('precision', 'fp32')} (bf16 autocast only where "
+        "the CPU has AMX, see docs/measurements.md); calibrated "
+        f"{fmt(train.get('warm', {}).get('calibrated_tokens_per_s'), '.0f')} training tokens/s.",
         "",
         "| stage | seconds |",
         "|---|---|",
