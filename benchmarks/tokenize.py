@@ -228,9 +228,9 @@ def main() -> None:
     files = synth_corpus(audio_dir, args.minutes)[: args.max_files]
     audio_s = sum(sf.info(str(f)).duration for f in files)
     print(f"audio: {len(files)} files, {audio_s / 60:.1f} min, voices {', '.join(VOICES)}")
-    from twistlm.tokenizer.hubert import cpu_has_fast_bf16
+    from twistlm.hardware import cpu_bf16_is_fast
 
-    fast = "bf16 autocast" if cpu_has_fast_bf16() else "int8 dynamic quantization (no native bf16)"
+    fast = "bf16 autocast" if cpu_bf16_is_fast() else "int8 dynamic quantization (no native bf16)"
     print(f"torch {torch.__version__}, {args.threads} threads, fast mode: {fast}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:

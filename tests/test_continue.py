@@ -119,3 +119,78 @@ def test_mismatched_vocoder_is_refused(tmp_path):
     _, _, lm2 = build_tiny_pipeline(tmp_path / "b", record_in_meta=False)
     with pytest.raises(ValueError, match="--tokenizer"):
         continue_prompt(prompt, lm2)
+
+
+def _generation_config(lm_dir, **fields):
+    path = lm_dir / "generation_config.json"
+    cfg = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**cfg, **fields}))
+
+
+def test_presets_generation_config_and_explicit_options(pipeline, tmp_path, capsys):
+    import shutil
+
+    lm = tmp_path / "lm"
+    shutil.copytree(pipeline["lm"], lm)
+    _generation_config(lm, top_k=5, temperature=0.2)  # temperature: the TWIST example sets it
+    base = ["continue", str(pipeline["prompt"]), "--model", str(lm), "--seed", "1"]
+
+    def run(name, *extra):
+        out = tmp_path / f"{name}.wav"
+        assert main([*base, "-o", str(out), *extra]) == 0
+        return json.loads(out.with_suffix(".json").read_text())
+
+    s = run("ckpt", "--max-units", "4")["settings"]
+    assert (s["preset"], s["top_k"], s["temperature"], s["top_p"]) == ("twist", 5, 0.8, None)
+    assert s["settings_origin"]["top_k"] == "generation_config.json"
+    s = run("explicit", "--max-units", "4", "--top-k", "9", "--temperature", "1.1")["settings"]
+    assert (s["top_k"], s["temperature"], s["settings_origin"]["top_k"]) == (9, 1.1, "argument")
+    meta = run("slam", "--preset", "slamkit")
+    s = meta["settings"]
+    assert (s["preset"], s["top_k"], s["temperature"], s["stop_at_eos"]) == (
+        "slamkit",
+        25,
+        0.8,
+        True,
+    )
+    assert s["length_rule"] == "slamkit: 150 units" and s["max_new_units"] == 150
+    assert 0 < len(meta["continuation_units"]) <= 150  # 150, or fewer if it sampled EOS
+    s = run("off", "--preset", "slamkit", "--top-k", "0", "--no-stop-at-eos", "--max-units", "3")
+    assert (s["settings"]["top_k"], s["settings"]["stop_at_eos"]) == (None, False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["continue", "--help"])
+    assert "--preset {slamkit,twist}" in capsys.readouterr().out
+
+
+def _twist_opt_dir(path, n_units=None, vocab=1000, offset=4):
+    """A TWIST-layout OPT dir that kept its text vocabulary (1000 rows, units from id 4)."""
+    from transformers import OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(0)
+    cfg = OPTConfig(vocab_size=vocab, hidden_size=16, ffn_dim=32, num_hidden_layers=2,
+                    num_attention_heads=2, word_embed_proj_dim=16, max_position_embeddings=512,
+                    pad_token_id=1)  # fmt: skip
+    OPTForCausalLM(cfg).save_pretrained(path)
+    c = json.loads((path / "config.json").read_text())
+    c["offset"] = offset
+    if n_units is not None:
+        c["n_units"] = n_units
+    (path / "config.json").write_text(json.dumps(c))
+    return path
+
+
+def test_twist_checkpoint_without_n_units_uses_the_tokenizer_units(tmp_path):
+    tok, voc, _ = build_tiny_pipeline(tmp_path, n_units=20)
+    prompt = tmp_path / "p.wav"
+    write_wav(prompt, speechlike_wav(2.0))
+    twist = _twist_opt_dir(tmp_path / "twist")
+    res = continue_prompt(prompt, twist, tok, voc, max_new_units=40, temperature=1.0, top_k=None)
+    assert len(res.units) == 40 and int(res.units.max()) < 20 and int(res.units.min()) >= 0
+    # a recorded count that differs from the tokenizer's is refused, naming counts and dirs
+    other = _twist_opt_dir(tmp_path / "twist30", n_units=30)
+    with pytest.raises(
+        ValueError, match=r"unit counts differ: tokenizer 20 \(.*tok\), SpeechLM 30"
+    ) as e:
+        continue_prompt(prompt, other, tok, voc, max_new_units=4)
+    assert str(other) in str(e.value) and str(voc) in str(e.value)

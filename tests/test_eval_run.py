@@ -163,6 +163,13 @@ def _save_twist(model: LlamaForCausalLM, path, offset: int, n_units: int):
     (path / "config.json").write_text(json.dumps(cfg))
 
 
+def _end_logprob(lm_ours: SpeechLM, units) -> float:
+    """log p(id 1 | BOS units) under our model: SlamKit's trailing-<S> term of its twin."""
+    ids = torch.tensor([[1] + (torch.as_tensor(units) + 3).tolist()])
+    with torch.no_grad():
+        return float(lm_ours.model(ids).logits[0, -1].float().log_softmax(-1)[1])
+
+
 def test_ours_and_slamkit_checkpoints_give_identical_scores(tmp_path):
     ours = random_lm(seed=4)
     ours.save_pretrained(tmp_path / "ours")
@@ -174,8 +181,10 @@ def test_ours_and_slamkit_checkpoints_give_identical_scores(tmp_path):
     seqs = _random_units(12, seed=5)
     sa, na, _ = score_unique(a, seqs, batch_size=5, progress=False)
     sb, nb, _ = score_unique(b, seqs, batch_size=5, progress=False)
-    assert na.tolist() == nb.tolist()
-    np.testing.assert_allclose(sa, sb, rtol=0, atol=1e-5)
+    # SlamKit scores `<S> units <S>`: the same unit terms plus the trailing <S>, whose row is
+    # our BOS row (id 1 in both layouts)
+    assert (nb - na).tolist() == [1] * len(seqs)
+    np.testing.assert_allclose(sb - sa, [_end_logprob(a, u) for u in seqs], rtol=0, atol=1e-5)
     # the wrong convention gives different numbers (the offset matters)
     wrong = SpeechLM(b.model, UnitVocab.twistlm(K), {})
     sw, _, _ = score_unique(wrong, seqs, batch_size=5, progress=False)
@@ -222,13 +231,11 @@ def test_evaluate_accepts_model_dirs_of_each_convention(tmp_path):
 
     ra = _eval(str(tmp_path / "ours"), {"ssc": d}, tmp_path, tok=NoCountTokenizer())
     rb = _eval(str(tmp_path / "slam"), {"ssc": d}, tmp_path, tok=NoCountTokenizer())
-    np.testing.assert_allclose(
-        ra.benchmarks["ssc"].pos_sum, rb.benchmarks["ssc"].pos_sum, atol=1e-5
-    )
-    assert (
-        ra.to_dict()["benchmarks"]["ssc"]["accuracy"]
-        == rb.to_dict()["benchmarks"]["ssc"]["accuracy"]
-    )
+    a, b = ra.benchmarks["ssc"], rb.benchmarks["ssc"]
+    ends = [_end_logprob(ours, PATTERN_PAIRS[int(p.pair_id)][0]) for p in b.pairs]
+    assert [p.pair_id for p in a.pairs] == [p.pair_id for p in b.pairs]
+    assert (b.pos_n - a.pos_n).tolist() == [1] * len(ends)  # SlamKit scores the trailing <S>
+    np.testing.assert_allclose(b.pos_sum - a.pos_sum, ends, atol=1e-5)
     assert ra.model["convention"] == "twistlm" and rb.model["convention"] == "slamkit"
     with pytest.raises(ValueError, match="tokenizer has 8 units but the model expects 9"):
         _eval(str(tmp_path / "slam"), {"ssc": d}, tmp_path)
@@ -281,11 +288,13 @@ def _prefix_pairs(seed=9):
     return [u for ab in seqs for u in ab]
 
 
-@pytest.mark.parametrize("convention", ["twistlm", "twist"])
+@pytest.mark.parametrize("convention", ["twistlm", "twist", "slamkit"])
 def test_shared_prefix_packing_is_exact(convention):
     lm = random_lm(seed=10)
     if convention == "twist":  # same network, TWIST ids: no BOS, units at offset 3
         lm = SpeechLM(lm.model, UnitVocab.twist(K, 3, 0, K + 3), {})
+    if convention == "slamkit":  # same network, SlamKit ids: `<S> units <S>`, units at 2
+        lm = SpeechLM(lm.model, UnitVocab.slamkit(K), {})
     seqs = _prefix_pairs()
     ref = score_units_reference(lm, seqs)
     info = {}
@@ -293,6 +302,8 @@ def test_shared_prefix_packing_is_exact(convention):
     sums, ns, _ = score_unique(lm, seqs, 3, pairs=pairs, progress=False, info=info)
     assert info == {"packed_pairs": 4, "packing": "packed"}
     assert ns.tolist() == [r.n_tokens for r in ref]
+    if convention == "slamkit":  # the trailing <S> is scored in the packed rows too
+        assert ns.tolist() == [len(u) + 1 for u in seqs]
     np.testing.assert_allclose(sums, [r.sum_logprob for r in ref], rtol=0, atol=1e-4)
 
 
@@ -310,3 +321,56 @@ def test_packing_falls_back_when_the_model_ignores_the_mask(monkeypatch):
     assert info["packing"] == "disabled"
     ref = score_units_reference(lm, seqs)
     np.testing.assert_allclose(sums, [r.sum_logprob for r in ref], rtol=0, atol=1e-4)
+
+
+def test_slamkit_pair_decisions_equal_slamkit():
+    """200 pairs on a random SlamKit-layout model: packed + batched scoring decides every pair
+    as SlamKit's own likelihood does (``tests/slamkit_ref.py``, from slp-rl/slamkit), and the
+    units-only rule (the trailing <S> left out) decides some of them differently."""
+    from slamkit_ref import slamkit_log_likelihood
+
+    n_units = 20
+    torch.manual_seed(12)
+    model = LlamaForCausalLM(tiny_config(n_units + 2)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.3)
+    lm = SpeechLM(model, UnitVocab.slamkit(n_units), {})
+    g = torch.Generator().manual_seed(13)
+    seqs = []
+    for k in range(200):
+        pos = torch.randint(
+            0, n_units, (int(torch.randint(10, 30, (1,), generator=g)),), generator=g
+        )
+        neg = pos.clone()
+        if k % 2:  # half share a long prefix (packed), half differ from the start
+            cut = int(torch.randint(8, len(pos), (1,), generator=g))
+            neg = torch.cat(
+                [pos[:cut], torch.randint(0, n_units, (len(pos) - cut + k % 3,), generator=g)]
+            )
+        else:
+            neg = neg[torch.randperm(len(neg), generator=g)]
+        seqs += [pos, neg]
+    pairs = [(2 * k, 2 * k + 1) for k in range(200)]
+    info = {}
+    sums, ns, _ = score_unique(lm, seqs, 16, pairs=pairs, progress=False, info=info)
+    assert info["packing"] == "packed" and info["packed_pairs"] > 50
+    ref = torch.cat(
+        [slamkit_log_likelihood(model, seqs[i : i + 50], mean_nll=True) for i in range(0, 400, 50)]
+    ).numpy()
+    ours = sums / ns
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+    margin = ref[0::2] - ref[1::2]
+    clear = np.abs(margin) > 1e-4  # leave float-rounding ties out of the decision check
+    assert clear.sum() >= 195
+    np.testing.assert_array_equal((ours[0::2] > ours[1::2])[clear], (margin > 0)[clear])
+    # the units-only rule (the trailing <S> not scored) flips some decisions
+    old = []
+    with torch.no_grad():
+        for u in seqs:
+            ids = torch.tensor([[1] + (u + 2).tolist()])
+            lp = model(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])
+            old.append(float(lp.mean()))
+    old = np.asarray(old)
+    assert ((old[0::2] > old[1::2]) != (margin > 0))[clear].sum() > 0  # 17 of 200 here

@@ -10,9 +10,11 @@ import torch
 from torch import nn
 
 from twistlm.lm.generate import (
+    PRESETS,
     apply_repetition_penalty,
     filter_logits,
     generate_units,
+    generation_settings,
     left_pad,
     positions_from_mask,
     sample_inverse_cdf,
@@ -278,6 +280,7 @@ def test_chunked_calls_with_indices_equal_one_call():
         generate_units(lm, prompts, indices=[0])
 
 
+@pytest.mark.filterwarnings("ignore:the model's unit count")  # inferred: no n_units
 def test_twist_format_dir_generates_in_unit_range(tmp_path):
     """A TWIST-layout HF dir (OPT + config.offset, no BOS) through SpeechLM.from_pretrained."""
     from twistlm.lm.model import SpeechLM
@@ -292,3 +295,116 @@ def test_twist_format_dir_generates_in_unit_range(tmp_path):
     b = generate_units(lm, prompts, max_new_units=8, temperature=1.0, use_cache=False)
     assert [x.tolist() for x in a] == [x.tolist() for x in b]
     assert all(int(x.min()) >= 0 and int(x.max()) < 36 and len(x) == 8 for x in a)
+
+
+# ---------------------------------------------------------------- presets
+def test_presets_equal_their_references():
+    """twist: textlesslib examples/twist/speech_lm.py generate_with_offset passes
+    do_sample=True, temperature=0.8, max_length=min(250, 3 * input_len) and nothing else, so
+    transformers' defaults (top_k 50, top_p 1.0) apply; twist_generation.py cuts 3.0 s prompts.
+    slamkit: slp-rl/slamkit config/metric/generate.yaml generate_kwargs temperature 0.8,
+    top_k 25, max_new_tokens 150, do_sample true; prompt_length 3; <S> is the EOS."""
+    import inspect
+
+    from transformers import GenerationConfig
+
+    tw, sk = PRESETS["twist"], PRESETS["slamkit"]
+    fields = ("temperature", "top_k", "top_p", "repetition_penalty", "prompt_seconds",
+              "max_new_units", "stop_at_eos")  # fmt: skip
+    assert [getattr(tw, f) for f in fields] == [0.8, 50, None, 1.0, 3.0, None, False]
+    assert [getattr(sk, f) for f in fields] == [0.8, 25, None, 1.0, 3.0, 150, True]
+    assert twist_max_new_units(100) == 250 - 100 and twist_max_new_units(40) == 80
+    # transformers' own defaults are what the TWIST example gets for what it does not pass
+    hf = GenerationConfig._get_default_generation_params()
+    assert (hf["top_k"], hf["top_p"], hf["repetition_penalty"]) == (50, 1.0, 1.0)
+    # generate_units' defaults are the twist preset
+    params = inspect.signature(generate_units).parameters
+    assert params["temperature"].default == 0.8 and params["top_k"].default == 50
+    assert params["top_p"].default is None and params["stop_at_eos"].default is False
+    with pytest.raises(ValueError, match="unknown generation preset"):
+        generation_settings("gslm")
+
+
+def test_generation_config_json_is_read_and_explicit_args_win(tmp_path):
+    import json
+
+    (tmp_path / "generation_config.json").write_text(
+        json.dumps(
+            {
+                "top_k": 7,
+                "top_p": 0.9,
+                "temperature": 0.3,
+                "do_sample": False,
+                "max_new_tokens": 20,
+                "bos_token_id": 1,
+            }
+        )  # fmt: skip
+    )
+    tw = generation_settings("twist", tmp_path)
+    # the TWIST example passes temperature / do_sample / length itself: only top-k, top-p and
+    # the repetition penalty come from the checkpoint, as transformers does for it
+    assert (tw["top_k"], tw["top_p"], tw["temperature"], tw["max_new_units"]) == (7, 0.9, 0.8, None)
+    assert tw["origin"]["top_k"] == tw["origin"]["top_p"] == "generation_config.json"
+    assert tw["origin"]["temperature"] == "preset twist" and tw["preset"] == "twist"
+    # SlamKit's UnitLM.generate uses the inner LM's config (built from base_config): file unread
+    sk = generation_settings("slamkit", tmp_path)
+    assert (sk["top_k"], sk["top_p"], sk["max_new_units"], sk["stop_at_eos"]) == (
+        25,
+        None,
+        150,
+        True,
+    )
+    # explicit arguments win over both; 0 / 1.0 / None mean off
+    ex = generation_settings("twist", tmp_path, top_k=3, temperature=1.0, top_p=1.0)
+    assert (ex["top_k"], ex["temperature"], ex["top_p"]) == (3, 1.0, None)
+    assert ex["origin"]["top_k"] == "argument"
+    assert generation_settings("slamkit", None, top_k=0)["top_k"] is None
+    assert generation_settings("twist", tmp_path / "absent")["top_k"] == 50  # no file: preset
+
+
+# ---------------------------------------------------------------- unit range and positions
+def test_tiny_opt_past_its_positions_is_refused_before_generating():
+    """OPT with 128 positions (HF keeps 130 rows: its learned positions start at 2)."""
+    from transformers import OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(0)
+    cfg = OPTConfig(vocab_size=24, hidden_size=16, ffn_dim=32, num_hidden_layers=1,
+                    num_attention_heads=2, word_embed_proj_dim=16, max_position_embeddings=128,
+                    pad_token_id=1)  # fmt: skip
+    model = OPTForCausalLM(cfg).eval()
+    assert model.model.decoder.embed_positions.weight.shape[0] == 130
+    lm = _LM(model, UnitVocab.twist(20, offset=4, pad_id=1, vocab_size=24))
+    prompt = [torch.tensor([3, 0, 19, 7, 7])]
+    with pytest.raises(ValueError, match=r"prompt 0 has 5 units and 200 new units .* 128") as e:
+        generate_units(lm, prompt, max_new_units=200, temperature=1.0)
+    assert "at most 123 new units" in str(e.value)
+    with pytest.raises(ValueError, match="128"):
+        generate_units(lm, prompt, max_new_units=124, temperature=1.0)
+    out = generate_units(lm, prompt, max_new_units=123, temperature=1.0)  # exactly 128: fits
+    assert len(out[0]) == 123 and int(out[0].max()) < 20
+    # with a BOS (our convention) the BOS takes a position too
+    ours = _LM(model, UnitVocab(20, 4, 1, 0, 2, 24))
+    with pytest.raises(ValueError, match=r"5 units \(\+1 BOS\)"):
+        generate_units(ours, prompt, max_new_units=123, temperature=1.0)
+
+
+def test_twist_without_n_units_samples_tokenizer_units_only(tmp_path):
+    """A TWIST dir that kept its text vocabulary (OPT, 1000 rows, offset 4, no n_units): before
+    a tokenizer is known the count is only an upper bound (warned); after check_compatible with
+    a 20-unit tokenizer nothing outside units 0..19 is sampled."""
+    from twistlm.eval.run import check_compatible
+    from twistlm.lm.model import SpeechLM
+
+    torch.manual_seed(0)
+    model = _opt(1000, pad_id=1)
+    model.config.offset = 4
+    model.save_pretrained(tmp_path / "twist")
+    lm = SpeechLM.from_pretrained(tmp_path / "twist")
+    prompts = [torch.tensor([0, 19, 7, 3, 3]), torch.tensor([12, 5])]
+    kw = dict(max_new_units=60, temperature=1.0, top_k=None, seed=1)
+    with pytest.warns(UserWarning, match="inferred"):
+        wide = generate_units(lm, prompts, **kw)
+    assert max(int(x.max()) for x in wide) >= 20  # the bug: units no tokenizer has
+    check_compatible(lm, SimpleNamespace(n_units=20), "tok")
+    narrow = generate_units(lm, prompts, **kw)
+    assert all(len(x) == 60 and int(x.min()) >= 0 and int(x.max()) < 20 for x in narrow)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from slamkit_ref import slamkit_log_likelihood
 from transformers import (
     AutoModelForCausalLM,
     GPT2Config,
@@ -241,8 +242,8 @@ def test_slamkit_checkpoint_layout(tmp_path, make):
     units = [torch.tensor([3, 0, 19, 7]), torch.tensor([5])]
     scores = score_units(lm, units)
     for u, s in zip(units, scores, strict=True):
-        ids = [1] + (u + 2).tolist()
-        assert s.n_tokens == u.numel()
+        ids = [1] + (u + 2).tolist() + [1]  # SlamKit scores `<S> units <S>`, trailing <S> too
+        assert s.n_tokens == u.numel() + 1
         assert s.sum_logprob == pytest.approx(_manual_sum_logprob(lm_body, ids, 1), abs=1e-4)
 
 
@@ -325,3 +326,72 @@ def test_zero_output_unties_and_rejects_tie():
     assert lm.model.get_input_embeddings().weight.std() > 0
     with pytest.raises(ValueError, match="untied"):
         build_speech_lm(tiny_llama(tie=True), n_units=20, out_init="zero", tie=True)
+
+
+# ---------------------------------------------------------------- SlamKit's likelihood, exactly
+def _random_slamkit_lm(n_units=20, seed=0):
+    torch.manual_seed(seed)
+    model = tiny_llama(vocab=n_units + 2)
+    with torch.no_grad():  # larger than HF's 0.02 init, so the trailing <S> term matters
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.3)
+    return SpeechLM(model, UnitVocab.slamkit(n_units), {})
+
+
+def test_slamkit_scores_equal_slamkit_calc_nll():
+    lm = _random_slamkit_lm()
+    g = torch.Generator().manual_seed(1)
+    units = [torch.randint(0, 20, (n,), generator=g) for n in [7, 1, 40, 13, 2, 25]]
+    mean_ref = slamkit_log_likelihood(lm.model, units, mean_nll=True)
+    sum_ref = slamkit_log_likelihood(lm.model, units, mean_nll=False)
+    for scores in (score_units_reference(lm, units), score_units(lm, units, batch_size=4)):
+        assert [s.n_tokens for s in scores] == [u.numel() + 1 for u in units]
+        np.testing.assert_allclose(
+            [s.mean_logprob for s in scores], mean_ref.numpy(), rtol=0, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            [s.sum_logprob for s in scores], sum_ref.numpy(), rtol=0, atol=1e-5
+        )
+    # ours and TWIST keep scoring the units only
+    assert UnitVocab.twistlm(20).scoring_ids(torch.tensor([0, 1])).tolist() == [1, 3, 4]
+    assert UnitVocab.twist(20, 4, 1, 24).scoring_ids(torch.tensor([0, 1])).tolist() == [4, 5]
+    assert UnitVocab.slamkit(20).scoring_ids(torch.tensor([0, 1])).tolist() == [1, 2, 3, 1]
+
+
+# ---------------------------------------------------------------- TWIST dir without n_units
+def _twist_dir_without_n_units(path, vocab=1000, offset=4):
+    model = tiny_opt(vocab=vocab)
+    model.config.offset = offset
+    model.save_pretrained(path)
+    assert "n_units" not in json.loads((path / "config.json").read_text())
+    return path
+
+
+def test_twist_n_units_inferred_then_taken_from_the_tokenizer(tmp_path):
+    from types import SimpleNamespace
+
+    from twistlm.eval.run import check_compatible
+
+    d = _twist_dir_without_n_units(tmp_path / "twist")
+    lm = SpeechLM.from_pretrained(d)
+    assert lm.vocab.n_units == 996 and lm.meta["n_units_inferred"] is True
+    check_compatible(lm, SimpleNamespace(n_units=20), tmp_path / "tok")
+    assert lm.vocab.n_units == 20 and lm.vocab.offset == 4 and lm.vocab.vocab_size == 1000
+    assert lm.meta["n_units"] == 20 and lm.meta["n_units_inferred"] is False
+    assert lm.meta["n_units_source"] == f"tokenizer {tmp_path / 'tok'}"
+    # now recorded: another tokenizer is refused, naming both counts and both paths
+    with pytest.raises(ValueError, match="tokenizer has 30 units but the model expects 20") as e:
+        check_compatible(lm, SimpleNamespace(n_units=30), tmp_path / "tok30")
+    assert str(d) in str(e.value) and str(tmp_path / "tok30") in str(e.value)
+    # a checkpoint that records n_units never adopts another count
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "n_units": 20}))
+    rec = SpeechLM.from_pretrained(d)
+    assert rec.vocab.n_units == 20 and rec.meta["n_units_inferred"] is False
+    with pytest.raises(ValueError, match="tokenizer has 25 units but the model expects 20"):
+        check_compatible(rec, SimpleNamespace(n_units=25), "tok25")
+    # more units than the model has rows: refused
+    big = SpeechLM.from_pretrained(_twist_dir_without_n_units(tmp_path / "small", vocab=30))
+    with pytest.raises(ValueError, match="has 40 units but the model .* only 26 rows"):
+        check_compatible(big, SimpleNamespace(n_units=40), "tok40")

@@ -193,11 +193,153 @@ def test_too_short_raises():
         tok.encode(torch.randn(500))
 
 
-def test_fast_mode_mostly_identical_units():
+def tone_segments(seconds_each: float = 0.5, n: int = 12, seed: int = 0) -> torch.Tensor:
+    """Speech-free data with clear cluster structure: ``n`` segments, each one of 5 tones."""
+    g = torch.Generator().manual_seed(seed)
+    freqs = (150.0, 400.0, 900.0, 2000.0, 3500.0)
+    t = torch.arange(int(seconds_each * 16000)) / 16000
+    order = torch.randint(0, len(freqs), (n,), generator=g).tolist()
+    return torch.cat(
+        [
+            0.3 * torch.sin(2 * torch.pi * freqs[i] * t)
+            + 0.01 * torch.randn(t.numel(), generator=g)
+            for i in order
+        ]
+    )
+
+
+FAST_REL_TOL = 0.05  # the fast mode's promise: per-frame relative L2 error of the features
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8", "auto"])
+def test_fast_mode_keeps_features_close_and_units_with_margin(precision):
+    """Whatever path runs (bf16 autocast, int8 Linear weights, or what this CPU picks), fast
+    features are within FAST_REL_TOL of fp32 per frame, so every frame whose two nearest
+    centroids differ by more than that bound keeps its unit. Centroids are k-means of the exact
+    features of clustered data, where such frames are the large majority."""
+    torch.manual_seed(0)
     model = tiny_hubert(50)
-    wav = torch.randn(32000) * 0.1
-    c = torch.randn(20, 16)
-    exact = UnitTokenizer(HubertFeatures(model, layer=3), c).frame_units(wav)
-    fast = UnitTokenizer(HubertFeatures(model, layer=3, fast=True), c).frame_units(wav)
-    assert exact.shape == fast.shape
-    assert (exact == fast).float().mean() > 0.8
+    wav = tone_segments()
+    exact_fx = HubertFeatures(model, layer=3)
+    fast_fx = HubertFeatures(model, layer=3, fast=True, fast_precision=precision)
+    if precision != "auto":
+        assert fast_fx.fast_mode == precision
+    assert fast_fx.fast_mode in ("bf16", "int8")
+    exact, fast = exact_fx(wav), fast_fx(wav)
+    assert fast.shape == exact.shape and torch.isfinite(fast).all()
+    norm = exact.double().norm(dim=1)
+    rel = (fast.double() - exact.double()).norm(dim=1) / norm
+    assert float(rel.max()) <= FAST_REL_TOL, f"{fast_fx.fast_mode}: max rel error {rel.max():.4f}"
+
+    c = fit_kmeans(exact, 5, n_iter=30, seed=0)
+    d = torch.cdist(exact.double(), c.double()).topk(2, dim=1, largest=False).values
+    # |x' - x| <= tol |x| < (d2 - d1) / 2 keeps the nearest centroid (triangle inequality)
+    safe = (d[:, 1] - d[:, 0]) / 2 > FAST_REL_TOL * norm
+    assert float(safe.float().mean()) >= 0.9  # data where the promise is meaningful
+    exact_units = UnitTokenizer(exact_fx, c).frame_units(wav)
+    fast_units = UnitTokenizer(fast_fx, c).frame_units(wav)
+    assert torch.equal(fast_units[safe], exact_units[safe])
+
+
+def test_bf16_fast_mode_keeps_grouped_positional_conv_accurate():
+    """oneDNN's bf16 grouped conv1d with few channels per group (here 8, kernel 8) returned
+    wrong results on an AMX CPU; the fast mode keeps HuBERT's positional conv in fp32 on CPUs."""
+    torch.manual_seed(0)
+    model = tiny_hubert(50)  # pos conv: 16 channels, 2 groups, kernel 8
+    fx = HubertFeatures(model, layer=1, fast=True, fast_precision="bf16")
+    wav = tone_segments(0.25, 8, seed=1)
+    exact = HubertFeatures(model, layer=1)(wav)
+    rel = (fx(wav) - exact).norm() / exact.norm()
+    assert float(rel) <= FAST_REL_TOL
+
+
+@pytest.mark.parametrize("hz", [50, 25])
+def test_hubert_pad_samples_equals_slamkit_reference(hz):
+    """SlamKit (slp-rl/slamkit, slamkit/feature_extractor/hubert_feature_extractor.py) runs
+    ``model(F.pad(wav, (40, 40)), output_hidden_states=True).hidden_states[layer]``."""
+    torch.manual_seed(0)
+    model = tiny_hubert(hz)
+    wav = torch.randn(12345, generator=torch.Generator().manual_seed(1)) * 0.1
+    fx = HubertFeatures(model, layer=2, pad_samples=40)
+    with torch.no_grad():
+        padded = torch.nn.functional.pad(wav[None], (40, 40))
+        ref = model(padded, output_hidden_states=True).hidden_states[2][0]
+        unpadded = model(wav[None], output_hidden_states=True).hidden_states[2][0]
+    got = fx(wav)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    assert fx.n_frames(wav.numel()) == ref.shape[0]
+    assert HubertFeatures(model, layer=2).pad_samples == 0  # default: textlesslib / TWIST
+    torch.testing.assert_close(HubertFeatures(model, layer=2)(wav), unpadded, rtol=0, atol=0)
+    # streamed: a chunk whose overlap covers the whole (padded) file equals the whole pass
+    fx_stream = HubertFeatures(model, layer=2, pad_samples=40, chunk_seconds=0.25)
+    fx_stream.overlap_seconds = 2.0
+    chunks = list(fx_stream.features_stream(AudioSource.from_array(wav.numpy())))
+    assert len(chunks) > 1
+    torch.testing.assert_close(torch.cat(chunks), ref, rtol=1e-5, atol=1e-5)
+    # short overlaps: every chunk reads exactly what an unpadded extractor reads from the
+    # explicitly padded file
+    fx_short = HubertFeatures(model, layer=2, pad_samples=40, chunk_seconds=0.25)
+    plain = HubertFeatures(model, layer=2, chunk_seconds=0.25)
+    fx_short.overlap_seconds = plain.overlap_seconds = 0.1
+    a = list(fx_short.features_stream(AudioSource.from_array(wav.numpy())))
+    b = list(plain.features_stream(AudioSource.from_array(padded[0].numpy())))
+    assert len(a) == len(b) > 2
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_pad_samples_saved_and_loaded_old_files_load_unpadded(tmp_path):
+    import json
+
+    torch.manual_seed(0)
+    model = tiny_hubert(25)
+    c = torch.randn(6, 16)
+    tok = UnitTokenizer(HubertFeatures(model, layer=2, pad_samples=40), c, name="slam")
+    tok.save_pretrained(tmp_path / "padded")
+    meta = json.loads((tmp_path / "padded/tokenizer.json").read_text())
+    assert meta["feature_config"]["pad_samples"] == 40 and meta["pad_samples"] == 40
+    tok2 = UnitTokenizer.from_pretrained(tmp_path / "padded")
+    assert tok2.extractor.pad_samples == 40 and tok2.info() == tok.info()
+    wav = torch.randn(16000, generator=torch.Generator().manual_seed(2)) * 0.1
+    assert torch.equal(tok2.frame_units(wav), tok.frame_units(wav))
+    # a tokenizer saved before the option existed has no pad_samples key: unpadded
+    plain = UnitTokenizer(HubertFeatures(model, layer=2), c, name="plain")
+    plain.save_pretrained(tmp_path / "old")
+    meta = json.loads((tmp_path / "old/tokenizer.json").read_text())
+    meta["feature_config"].pop("pad_samples")
+    assert "pad_samples" not in meta  # info of unpadded tokenizers is unchanged
+    (tmp_path / "old/tokenizer.json").write_text(json.dumps(meta))
+    old = UnitTokenizer.from_pretrained(tmp_path / "old")
+    assert old.extractor.pad_samples == 0 and old.info() == plain.info()
+    assert old.extractor.n_frames(16000) == plain.extractor.n_frames(16000)
+
+
+def test_slamkit_preset_pads_like_slamkit(tmp_path, monkeypatch):
+    """The SlamKit presets carry SlamKit's model / layer / k-means and its 40-sample padding
+    (slp-rl/slamkit config/tokeniser/*.yaml); load_tokenizer_preset passes the padding on."""
+    import joblib
+    from sklearn.cluster import KMeans
+
+    from twistlm import loaders
+
+    for name, layer, hop in (("slamkit-mhubert-25hz", 11, 640), ("slamkit-hubert-base-l9", 9, 320)):
+        spec = loaders.TOKENIZER_PRESETS[name]
+        assert (spec["layer"], spec["hop"], spec["pad_samples"]) == (layer, hop, 40)
+        assert list(spec["kmeans"]) == [500] and spec["normalize"] is False
+    assert loaders.TOKENIZER_PRESETS["slamkit-mhubert-25hz"]["model"] == "slprl/mhubert-base-25hz"
+    assert "pad_samples" not in loaders.TOKENIZER_PRESETS["mhubert-base-25hz"]  # TWIST: unpadded
+    # offline: a local tiny 25 Hz model and a small k-means pickle stand in for the downloads
+    torch.manual_seed(0)
+    tiny_hubert(25).save_pretrained(tmp_path / "hf")
+    km = KMeans(n_clusters=4, n_init=1, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(40, 16))
+    )
+    (tmp_path / "cache/slamkit-mhubert-25hz").mkdir(parents=True)
+    joblib.dump(km, tmp_path / "cache/slamkit-mhubert-25hz/km4.bin")
+    spec = dict(loaders.TOKENIZER_PRESETS["slamkit-mhubert-25hz"])
+    spec.update(model=str(tmp_path / "hf"), kmeans={4: "unused"}, default_units=4, layer=2)
+    monkeypatch.setitem(loaders.TOKENIZER_PRESETS, "slamkit-mhubert-25hz", spec)
+    tok = loaders.load_tokenizer_preset(
+        "slamkit-mhubert-25hz", trust_pickle=True, cache_dir=tmp_path / "cache"
+    )
+    assert tok.extractor.pad_samples == 40 and tok.info()["pad_samples"] == 40

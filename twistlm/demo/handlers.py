@@ -64,12 +64,13 @@ def units_figure(
 # ---------------------------------------------------------------------------- Continue
 @dataclass(frozen=True)
 class SamplingSettings:
-    """Sampling options of Continue / Warm vs cold (TWIST defaults: 3 s prompt, T = 0.8)."""
+    """Sampling options of Continue / Warm vs cold (TWIST defaults: 3 s prompt, T = 0.8, and
+    transformers' default top-k 50, which the TWIST example inherits; see lm.generate.PRESETS)."""
 
     seconds: float | None = None  # None: TWIST's length rule
     prompt_seconds: float | None = 3.0  # None or 0: the whole prompt
     temperature: float = 0.8
-    top_k: int | None = None
+    top_k: int | None = 50
     top_p: float | None = None
     seed: int = 0
 

@@ -58,7 +58,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from twistlm.lm.generate import TWIST_PROMPT_SECONDS, TWIST_TEMPERATURE, generate_units
+from twistlm.lm.generate import PRESETS, TWIST_PROMPT_SECONDS, TWIST_TEMPERATURE, generate_units
 
 # ---------------------------------------------------------------------------- pure metrics
 _PUNCT = re.compile(r"[^\w\s']")
@@ -409,7 +409,7 @@ def evaluate_generation(
     score: Literal["continuation", "full"] = "continuation",
     seed: int = 0,
     temperature: float = TWIST_TEMPERATURE,
-    top_k: int | None = None,
+    top_k: int | None = PRESETS["twist"].top_k,
     top_p: float | None = None,
     repetition_penalty: float = 1.0,
     max_new_units: int | None = None,

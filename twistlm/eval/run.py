@@ -206,13 +206,24 @@ def load_tokenizer(lm, tokenizer=None):
     return UnitTokenizer.from_pretrained(tokenizer), Path(tokenizer)
 
 
-def check_compatible(lm, tokenizer) -> None:
-    """Raise if the tokenizer's units do not fit the model's vocabulary."""
+def check_compatible(lm, tokenizer, tokenizer_path=None) -> None:
+    """Raise if the tokenizer's units do not fit the model's vocabulary.
+
+    A TWIST checkpoint that does not record its unit count (``meta["n_units_inferred"]``) takes
+    the tokenizer's (:meth:`~twistlm.lm.model.SpeechLM.adopt_n_units`); a recorded count must
+    equal the tokenizer's.
+    """
     n_tok = getattr(tokenizer, "n_units", None)
-    if n_tok is not None and int(n_tok) != lm.vocab.n_units:
+    if n_tok is None:
+        return
+    if hasattr(lm, "adopt_n_units"):
+        lm.adopt_n_units(int(n_tok), source="tokenizer", tokenizer_path=tokenizer_path)
+    if int(n_tok) != lm.vocab.n_units:
+        model_path = lm.meta.get("path", "<in memory>")
         raise ValueError(
             f"tokenizer has {n_tok} units but the model expects {lm.vocab.n_units}: "
-            "wrong --tokenizer for this model"
+            f"wrong --tokenizer for this model (model {model_path}, "
+            f"tokenizer {tokenizer_path or '<object>'})"
         )
 
 
@@ -398,7 +409,8 @@ def score_packed_pairs(
     vocab = lm.vocab
     rows = []
     for a, b in pairs:
-        ia, ib = vocab.utterance_ids(a.reshape(-1)), vocab.utterance_ids(b.reshape(-1))
+        # the ids scoring feeds (SlamKit: `<S> units <S>`, the trailing <S> scored too)
+        ia, ib = vocab.scoring_ids(a.reshape(-1)), vocab.scoring_ids(b.reshape(-1))
         rows.append((ia, ib, *pack_pair(ia, ib, common_prefix(ia, ib))))
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][2]))
     out: list = [None] * len(rows)
@@ -555,7 +567,7 @@ def evaluate(
                 "scoring will be several times slower than fp32; drop --bf16"
             )
     tok, tok_dir = load_tokenizer(lm, tokenizer)
-    check_compatible(lm, tok)
+    check_compatible(lm, tok, tok_dir)
     info = tok.info() if hasattr(tok, "info") else {}
     fingerprint = tokenizer_fingerprint(info, tok_dir, getattr(tok, "centroids", None))
     cache = None

@@ -1,18 +1,26 @@
 """Continue a spoken prompt: PROMPT.wav -> units -> SpeechLM sampling -> vocoder -> OUT.wav.
 
-TWIST's demo in one command. The first --prompt-seconds (default 3) of the prompt are
-tokenized, the SpeechLM samples a unit continuation (default temperature 0.8 and TWIST's length
-rule: at most min(250, 3 x prompt units) units including the prompt; --seconds N asks for about
-N seconds instead), the vocoder turns the continuation into audio, and OUT.wav gets the prompt
-audio followed by the continuation (--prompt-audio resynth puts the vocoded prompt there instead,
---continuation-only writes the continuation alone). OUT.json beside it holds the prompt and
-continuation units and every setting, so a run can be reproduced.
+TWIST's demo in one command. The first --prompt-seconds of the prompt are tokenized, the
+SpeechLM samples a unit continuation, the vocoder turns the continuation into audio, and OUT.wav
+gets the prompt audio followed by the continuation (--prompt-audio resynth puts the vocoded
+prompt there instead, --continuation-only writes the continuation alone). OUT.json beside it
+holds the prompt and continuation units and every setting, so a run can be reproduced.
+
+Sampling defaults come from --preset (each equals its reference's generate call):
+  twist    3 s prompt, temperature 0.8, top-k 50 (transformers' default), at most
+           min(250, 3 x prompt units) units including the prompt  [textlesslib TWIST example]
+  slamkit  3 s prompt, temperature 0.8, top-k 25, 150 new units, stop at <S>  [SlamKit]
+With --preset twist a model dir's generation_config.json supplies top-k / top-p / repetition
+penalty when it sets them (as transformers does for the TWIST example). Options given on the
+command line win over both. A continuation that would not fit the model's positions is cut
+(with a warning) to what fits.
 
 The tokenizer and vocoder default to the ones recorded in the model's metadata.
 
 examples:
   twistlm continue prompt.wav -o out.wav --model runs/warm/model --vocoder runs/vocoder
   twistlm continue prompt.wav -o out.wav --model M --seconds 6 --temperature 0.7 --top-p 0.95
+  twistlm continue prompt.wav -o out.wav --model M --preset slamkit --top-k 0   (top-k off)
 """
 
 from __future__ import annotations
@@ -28,11 +36,23 @@ import torch
 from torch import Tensor
 
 from twistlm.lm.generate import (
-    TWIST_PROMPT_SECONDS,
-    TWIST_TEMPERATURE,
+    DEFAULT_PRESET,
+    PRESETS,
     generate_units,
+    generation_settings,
     twist_max_new_units,
 )
+
+
+class _FromPreset:
+    """Default of :func:`continue_prompt`'s sampling arguments: take the preset's value (or the
+    checkpoint's generation_config.json). An explicit None keeps meaning off / all."""
+
+    def __repr__(self) -> str:
+        return "FROM_PRESET"
+
+
+FROM_PRESET: Any = _FromPreset()
 
 PromptAudio = Literal["original", "resynth", "none"]
 
@@ -102,11 +122,14 @@ def load_components(
     ``tokenizer`` / ``vocoder`` None: taken from the model's meta (``meta["tokenizer"]["path"]``,
     ``meta["vocoder"]``), else a clear error.
     """
+    paths: dict[str, str] = {}
     if isinstance(model, (str, Path)):
         from twistlm.lm.model import SpeechLM
 
         model = SpeechLM.from_pretrained(model, device=device)
     meta = getattr(model, "meta", {}) or {}
+    if meta.get("path"):
+        paths["model"] = str(meta["path"])
     if tokenizer is None:
         tokenizer = _recorded_path(meta, "tokenizer")
         if tokenizer is None:
@@ -116,6 +139,7 @@ def load_components(
     if isinstance(tokenizer, (str, Path)):
         from twistlm.tokenizer import UnitTokenizer
 
+        paths["tokenizer"] = str(tokenizer)
         tokenizer = UnitTokenizer.from_pretrained(tokenizer)
     if vocoder is None:
         vocoder = _recorded_path(meta, "vocoder")
@@ -127,8 +151,9 @@ def load_components(
     if isinstance(vocoder, (str, Path)):
         from twistlm.vocoder import Vocoder
 
+        paths["vocoder"] = str(vocoder)
         vocoder = Vocoder.from_pretrained(vocoder, device=device)
-    check_compatible(model, tokenizer, vocoder)
+    check_compatible(model, tokenizer, vocoder, paths)
     return model, tokenizer, vocoder
 
 
@@ -137,13 +162,27 @@ def _tok_info(tokenizer: Any) -> dict[str, Any]:
     return dict(info or {})
 
 
-def check_compatible(lm: Any, tokenizer: Any, vocoder: Any) -> None:
-    """Raise ValueError when the three components cannot work together (unit count, hop)."""
-    n_tok, n_lm, n_voc = int(tokenizer.n_units), int(lm.vocab.n_units), int(vocoder.n_units)
+def check_compatible(
+    lm: Any, tokenizer: Any, vocoder: Any, paths: dict[str, str] | None = None
+) -> None:
+    """Raise ValueError when the three components cannot work together (unit count, hop).
+
+    A TWIST checkpoint that records no unit count takes the tokenizer's first
+    (``SpeechLM.adopt_n_units``), so its sampling stays inside the tokenizer's units.
+    ``paths`` ({"model", "tokenizer", "vocoder": dir}) only make the messages name the dirs.
+    """
+    paths = dict(paths or {})
+    meta = getattr(lm, "meta", None) or {}
+    paths.setdefault("model", str(meta.get("path", "<object>")))
+    n_tok = int(tokenizer.n_units)
+    if hasattr(lm, "adopt_n_units"):
+        lm.adopt_n_units(n_tok, source="tokenizer", tokenizer_path=paths.get("tokenizer"))
+    n_lm, n_voc = int(lm.vocab.n_units), int(vocoder.n_units)
     if not n_tok == n_lm == n_voc:
         raise ValueError(
-            f"unit counts differ: tokenizer {n_tok}, SpeechLM {n_lm}, vocoder {n_voc}; "
-            "they must come from the same tokenizer"
+            f"unit counts differ: tokenizer {n_tok} ({paths.get('tokenizer', '<object>')}), "
+            f"SpeechLM {n_lm} ({paths['model']}), vocoder {n_voc} "
+            f"({paths.get('vocoder', '<object>')}); they must come from the same tokenizer"
         )
     hop = _tok_info(tokenizer).get("hop")
     if hop is None and getattr(tokenizer, "frame_rate", None):
@@ -191,16 +230,17 @@ def continue_prompt(
     tokenizer: Any = None,
     vocoder: Any = None,
     *,
+    preset: str = DEFAULT_PRESET,
     seconds: float | None = None,
     max_new_units: int | None = None,
-    prompt_seconds: float | None = TWIST_PROMPT_SECONDS,
-    temperature: float = TWIST_TEMPERATURE,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float = 1.0,
+    prompt_seconds: float | None = FROM_PRESET,
+    temperature: float = FROM_PRESET,
+    top_k: int | None = FROM_PRESET,
+    top_p: float | None = FROM_PRESET,
+    repetition_penalty: float = FROM_PRESET,
     seed: int = 0,
     prompt_audio: PromptAudio = "original",
-    stop_at_eos: bool = False,
+    stop_at_eos: bool = FROM_PRESET,
     autocast: bool = False,
     device: str = "cpu",
     out: str | Path | None = None,
@@ -211,9 +251,15 @@ def continue_prompt(
         prompt: a wav path or a (T,) float32 16 kHz waveform.
         model, tokenizer, vocoder: objects or directories (tokenizer/vocoder: None = from the
             model's meta).
+        preset: ``twist`` or ``slamkit`` (:data:`twistlm.lm.generate.PRESETS`): the defaults
+            of every sampling argument left out. With ``twist`` the model dir's
+            generation_config.json supplies top-k / top-p / repetition penalty when it sets them.
         seconds: continuation length in seconds (converted with the prompt's units per second);
-            ``max_new_units``: in units. Neither: TWIST's rule (min(250, 3 x P) - P units).
+            ``max_new_units``: in units. Neither: the preset's (twist: min(250, 3 x P) - P
+            units; slamkit: 150). Cut, with a warning, to what fits the model's positions.
         prompt_seconds: use only the first N seconds of the prompt (None or 0: all of it).
+        temperature, top_k, top_p, repetition_penalty, stop_at_eos: left out = the preset's;
+            None (top_k 0, top_p 1) = off.
         prompt_audio: what OUT.wav starts with: the ``original`` prompt audio, the ``resynth``
             (vocoded prompt units with their true durations), or ``none``.
         out: write ``out`` (wav) and ``out.with_suffix('.json')`` atomically.
@@ -223,6 +269,23 @@ def continue_prompt(
     if prompt_audio not in ("original", "resynth", "none"):
         raise ValueError(f"prompt_audio must be original | resynth | none, got {prompt_audio!r}")
     lm, tok, voc = load_components(model, tokenizer, vocoder, device)
+    given = {
+        "prompt_seconds": prompt_seconds,
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "repetition_penalty": repetition_penalty,
+        "stop_at_eos": stop_at_eos,
+    }
+    for key in ("temperature", "repetition_penalty", "stop_at_eos"):
+        if given[key] is None:
+            raise ValueError(f"{key} must be a value (leave it out for the preset's)")
+    gen = generation_settings(
+        preset,
+        (getattr(lm, "meta", None) or {}).get("path"),
+        **{k: v for k, v in given.items() if v is not FROM_PRESET},
+    )
+    prompt_seconds = gen["prompt_seconds"]
     if isinstance(prompt, (str, Path)):
         wav = load_audio(prompt)
         source = str(prompt)
@@ -249,6 +312,9 @@ def continue_prompt(
         length_rule = f"{seconds} s at the prompt's {units_per_second:.2f} units/s"
     elif max_new_units is not None:
         budget, length_rule = int(max_new_units), f"{max_new_units} units"
+    elif gen["max_new_units"] is not None:
+        budget = int(gen["max_new_units"])
+        length_rule = f"{gen['preset']}: {budget} units"
     else:
         budget = twist_max_new_units(len(p_units))
         length_rule = "TWIST: min(250, 3 x prompt units) including the prompt"
@@ -267,12 +333,12 @@ def continue_prompt(
         lm,
         [p_units],
         max_new_units=budget,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
+        temperature=gen["temperature"],
+        top_k=gen["top_k"],
+        top_p=gen["top_p"],
+        repetition_penalty=gen["repetition_penalty"],
         seed=seed,
-        stop_at_eos=stop_at_eos,
+        stop_at_eos=gen["stop_at_eos"],
         autocast=autocast,
     )[0]
     c_durs, dur_rule = continuation_durations(voc, tok, cont, p_durs)
@@ -297,12 +363,14 @@ def continue_prompt(
         "length_rule": length_rule,
         "max_new_units": budget,
         "units_per_second_prompt": round(units_per_second, 4),
-        "temperature": temperature,
-        "top_k": top_k,
-        "top_p": top_p,
-        "repetition_penalty": repetition_penalty,
+        "preset": gen["preset"],
+        "temperature": gen["temperature"],
+        "top_k": gen["top_k"],
+        "top_p": gen["top_p"],
+        "repetition_penalty": gen["repetition_penalty"],
         "seed": seed,
-        "stop_at_eos": stop_at_eos,
+        "stop_at_eos": gen["stop_at_eos"],
+        "settings_origin": gen["origin"],
         "durations": dur_rule,
         "model": str(lm.meta.get("path", model if isinstance(model, (str, Path)) else "<object>")),
         "convention": lm.vocab.convention,
@@ -343,21 +411,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="SpeechLM dir (ours, TWIST or SlamKit)")
     p.add_argument("--tokenizer", help="UnitTokenizer dir (default: from the model's meta)")
     p.add_argument("--vocoder", help="vocoder dir (default: from the model's meta)")
+    tw, sk = PRESETS["twist"], PRESETS["slamkit"]
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help=(
+            "defaults of the sampling options below, each equal to its reference: twist = "
+            f"temperature {tw.temperature:g}, top-k {tw.top_k}, TWIST's length rule (textlesslib "
+            f"TWIST example; top-k/top-p/repetition penalty from the model's "
+            f"generation_config.json when it sets them); slamkit = temperature {sk.temperature:g}, "
+            f"top-k {sk.top_k}, {sk.max_new_units} units, stop at <S> (SlamKit's generate "
+            "config). Default %(default)s"
+        ),
+    )
     length = p.add_mutually_exclusive_group()
     length.add_argument(
-        "--seconds", type=float, help="continuation length in seconds (default: TWIST's rule)"
+        "--seconds",
+        type=float,
+        help="continuation length in seconds (default: the preset's: TWIST's rule / 150 units)",
     )
     length.add_argument("--max-units", type=int, help="continuation length in units")
     p.add_argument(
         "--prompt-seconds",
         type=float,
-        default=TWIST_PROMPT_SECONDS,
-        help="use the first N s of the prompt; 0 = all (default %(default)s, as TWIST)",
+        help=f"use the first N s of the prompt; 0 = all (default: the preset's, {tw.prompt_seconds:g})",
     )
-    p.add_argument("--temperature", type=float, default=TWIST_TEMPERATURE, help="0 = greedy")
-    p.add_argument("--top-k", type=int, help="sample among the k most likely units")
-    p.add_argument("--top-p", type=float, help="nucleus sampling mass in (0, 1]")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL penalty (>1)")
+    p.add_argument("--temperature", type=float, help="0 = greedy (default: the preset's, 0.8)")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        help="sample among the k most likely units; 0 = off (default: the preset's, 50 / 25)",
+    )
+    p.add_argument(
+        "--top-p", type=float, help="nucleus sampling mass in (0, 1]; 1 = off (default: off)"
+    )
+    p.add_argument("--repetition-penalty", type=float, help="CTRL penalty (>1); default: 1 = off")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--prompt-audio",
@@ -367,7 +456,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--continuation-only", action="store_true", help="same as --prompt-audio none")
     p.add_argument(
-        "--stop-at-eos", action="store_true", help="end at the model's EOS (not TWIST models)"
+        "--stop-at-eos",
+        action=argparse.BooleanOptionalAction,
+        help="end at the model's EOS (ours, SlamKit; TWIST models have none). Default: the "
+        "preset's (twist: no, slamkit: yes)",
     )
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU with AMX, CUDA)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -376,25 +468,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from twistlm.audio import AudioError
 
+    # options left out on the command line (None) take the preset's value
+    sampling = {
+        k: getattr(args, k)
+        for k in ("prompt_seconds", "temperature", "top_k", "top_p", "repetition_penalty")
+        if getattr(args, k) is not None
+    }
+    if args.stop_at_eos is not None:
+        sampling["stop_at_eos"] = args.stop_at_eos
     try:
         res = continue_prompt(
             args.prompt,
             args.model,
             args.tokenizer,
             args.vocoder,
+            preset=args.preset,
             seconds=args.seconds,
             max_new_units=args.max_units,
-            prompt_seconds=args.prompt_seconds or None,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            repetition_penalty=args.repetition_penalty,
             seed=args.seed,
             prompt_audio="none" if args.continuation_only else args.prompt_audio,
-            stop_at_eos=args.stop_at_eos,
             autocast=args.bf16,
             device=args.device,
             out=args.out,
+            **sampling,
         )
     except (AudioError, ValueError, FileNotFoundError) as e:
         print(f"error: {args.prompt}: {' '.join(str(e).split())}")

@@ -8,7 +8,10 @@ Three on-disk layouts load through :meth:`SpeechLM.from_pretrained`:
   ``offset`` (unit id = unit + offset) and ``pad_token_id``; units are fed bare, without
   BOS/EOS. Source: the textlesslib TWIST example (``generate_with_offset`` adds
   ``lm_model.config.offset`` to the units before ``generate`` and subtracts it after).
-  ``n_units`` is ``config.n_units`` when present, else ``vocab_size - offset``.
+  ``n_units`` is ``config.n_units`` when present. Without it (a checkpoint that kept its text
+  vocabulary) it is only bounded by ``vocab_size - offset``: loading records
+  ``meta["n_units_inferred"] = True`` and the first tokenizer the model is checked against sets
+  the real count (:meth:`SpeechLM.adopt_n_units`), so sampling never leaves the unit range.
 - ``slamkit`` (slp-rl/slamkit ``slamkit/model/unit_lm.py``): ``config.json`` of a ``UnitLMConfig``
   (``model_type: speech_language_model``, ``base_config`` = the wrapped HF config as a dict,
   ``vocab_size`` = n_units + 2, pad 0, ``<S>`` 1 as BOS and EOS) and weights of ``UnitLM``, whose
@@ -118,6 +121,36 @@ class SpeechLM:
             f"{self.vocab.convention}, n_units={self.vocab.n_units})"
         )
 
+    def adopt_n_units(
+        self, n_units: int, source: str = "tokenizer", tokenizer_path: str | Path | None = None
+    ) -> bool:
+        """Take the unit count from the tokenizer when the checkpoint did not record one.
+
+        Only a count that was inferred at load time (``meta["n_units_inferred"]``, a TWIST dir
+        without ``config.n_units``) changes, once; a recorded count is left alone (the caller
+        compares it and refuses a mismatch). Returns whether the count changed.
+
+        Raises:
+            ValueError: the tokenizer has more units than the model has unit rows.
+        """
+        n_units = int(n_units)
+        if not self.meta.get("n_units_inferred") or n_units == self.vocab.n_units:
+            return False
+        room = self.vocab.vocab_size - self.vocab.offset
+        if not 0 < n_units <= room:
+            where = f" {tokenizer_path}" if tokenizer_path else ""
+            raise ValueError(
+                f"{source}{where} has {n_units} units but the model "
+                f"{self.meta.get('path', '<in memory>')} has only {room} rows after its unit "
+                f"offset {self.vocab.offset}"
+            )
+        self.vocab = self.vocab.with_n_units(n_units)
+        self.meta["n_units"] = n_units
+        self.meta["n_units_inferred"] = False
+        where = f" {tokenizer_path}" if tokenizer_path else ""
+        self.meta["n_units_source"] = f"{source}{where}"
+        return True
+
     # ---- I/O ----
     def save_pretrained(self, path: str | Path) -> None:
         """Write a plain HF dir (AutoModelForCausalLM loads it) plus ``twistlm.json``.
@@ -181,10 +214,16 @@ class SpeechLM:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
         offset = int(cfg["offset"])
         vocab_size = int(model.get_input_embeddings().weight.shape[0])
-        n_units = int(cfg.get("n_units") or (vocab_size - offset))
+        meta: dict[str, Any] = {"init": "released TWIST checkpoint", "source_format": "twist"}
+        if cfg.get("n_units"):
+            n_units = int(cfg["n_units"])
+            meta.update(n_units_inferred=False, n_units_source="config.json n_units")
+        else:  # an upper bound only: the tokenizer sets it (adopt_n_units)
+            n_units = vocab_size - offset
+            meta.update(n_units_inferred=True, n_units_source="vocab_size - offset")
         pad = cfg.get("pad_token_id")
         vocab = UnitVocab.twist(n_units, offset, int(pad if pad is not None else 0), vocab_size)
-        return cls(model, vocab, {"init": "released TWIST checkpoint", "source_format": "twist"})
+        return cls(model, vocab, meta)
 
     @classmethod
     def _load_slamkit(cls, path: Path, dtype: torch.dtype) -> SpeechLM:

@@ -1,8 +1,16 @@
 """Log-likelihood of unit sequences under a SpeechLM (what sWUGGY/sBLIMP/sSC/tSC compare).
 
-Which tokens are scored follows the model's convention (``UnitVocab.prefix``): with a BOS
-(ours, SlamKit) every unit is scored given BOS; without one (TWIST) the first unit conditions
-and the rest are scored. Log-probabilities are natural logs from an fp32 ``log_softmax``.
+Which tokens are scored follows the model's convention (``UnitVocab.scoring_ids``):
+
+- ours (``twistlm``): ``BOS u1 .. un``, every unit scored given BOS (n tokens);
+- TWIST: bare units, the first unit conditions and the rest are scored (n - 1 tokens);
+- SlamKit: ``<S> u1 .. un <S>``, every unit and the trailing ``<S>`` scored (n + 1 tokens), as
+  SlamKit's ``UnitLM.log_likelihood`` / ``calc_nll`` do (slp-rl/slamkit
+  ``slamkit/model/unit_lm.py``, ``slamkit/utils/calculation_utils.py``; the trailing ``<S>`` comes
+  from the tokeniser template ``<S> $0 <S>`` in ``slamkit/tokeniser/unit_tokeniser.py``).
+  SlamKit's evals compare ``-calc_nll(..., len_norm=True)``, i.e. our ``mean_logprob``.
+
+Log-probabilities are natural logs from an fp32 ``log_softmax``.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ class UtteranceScore:
 
     Attributes:
         sum_logprob: natural log, summed over the scored unit tokens.
-        n_tokens: number of scored tokens (0 for an empty utterance, or a 1-unit one under TWIST).
+        n_tokens: number of scored tokens: n units under ours, n - 1 under TWIST (0 for a 1-unit
+            utterance), n + 1 under SlamKit (the trailing ``<S>``).
     """
 
     sum_logprob: float
@@ -35,7 +44,7 @@ class UtteranceScore:
 
 
 def _ids(lm: SpeechLM, units: Tensor) -> Tensor:
-    ids = lm.vocab.utterance_ids(torch.as_tensor(units).reshape(-1))
+    ids = lm.vocab.scoring_ids(torch.as_tensor(units).reshape(-1))
     if lm.max_positions is not None and ids.numel() > lm.max_positions:
         raise ValueError(
             f"utterance of {ids.numel()} tokens exceeds the model's {lm.max_positions} positions"

@@ -10,7 +10,18 @@ its :class:`UnitVocab` and every caller goes through it.
   ``config.pad_token_id``, no BOS/EOS (the TWIST example feeds bare units), so the first unit
   of an utterance is not scored.
 - ``slamkit`` (SlamKit UnitLM): ``<PAD>``=0, ``<S>``=1 (BOS = EOS), unit i at id i+2
-  (vocabulary 502 for 500 units). Utterances start with ``<S>``.
+  (vocabulary 502 for 500 units). SlamKit's tokeniser wraps every utterance as
+  ``<S> u1 .. un <S>`` (slp-rl/slamkit ``slamkit/tokeniser/unit_tokeniser.py``,
+  ``TemplateProcessing(single="<S> $0 <S>")``) and its likelihood scores every non-pad target,
+  the trailing ``<S>`` included (``UnitLM.log_likelihood`` in ``slamkit/model/unit_lm.py`` ->
+  ``calc_nll`` in ``slamkit/utils/calculation_utils.py``): n + 1 scored tokens. Prompts for
+  generation drop the trailing ``<S>`` (``UnitTokeniser.build_prompt``).
+
+Which ids are scored (:meth:`UnitVocab.scoring_ids`): ``prefix units`` for ``twistlm`` and
+``twist``, ``<S> units <S>`` for ``slamkit``. Our own models are trained on ``BOS u EOS`` but
+scored on the units only, by choice: the score then covers the same tokens as TWIST's (which has
+no end token), so our numbers stay comparable with TWIST's and with earlier runs. Only
+``slamkit`` scores the end token, because its reference does.
 """
 
 from __future__ import annotations
@@ -77,6 +88,15 @@ class UnitVocab:
             convention="slamkit",
         )
 
+    @property
+    def scores_eos(self) -> bool:
+        """Whether scoring includes the end token after the units (SlamKit only, see above)."""
+        return self.convention == "slamkit" and self.eos_id is not None
+
+    def with_n_units(self, n_units: int) -> UnitVocab:
+        """The same layout with a different unit count (ids ``offset .. offset+n_units-1``)."""
+        return dataclasses.replace(self, n_units=int(n_units))
+
     # ---- mapping ----
     def units_to_ids(self, units: Tensor) -> Tensor:
         """(..., T) unit indices -> (..., T) token ids. Raises on out-of-range units."""
@@ -108,6 +128,11 @@ class UnitVocab:
         if add_eos and self.eos_id is not None:
             parts.append(torch.tensor([self.eos_id], dtype=torch.long))
         return torch.cat(parts)
+
+    def scoring_ids(self, units: Tensor) -> Tensor:
+        """1-D ids that scoring feeds the model for one utterance; every id after the first is
+        scored. ``[prefix] units``, plus the end token under ``slamkit`` (``<S> units <S>``)."""
+        return self.utterance_ids(units, add_eos=self.scores_eos)
 
     def unit_logits_mask(self) -> Tensor:
         """(vocab_size,) bool: True at ids that are units (for sampling units only)."""

@@ -69,7 +69,7 @@ def build_extractor_from_args(args: argparse.Namespace):
 
     if not args.model:
         raise SystemExit("--features hubert needs --model (HF dir or hub name)")
-    layer, hop, normalize = args.layer, None, None
+    layer, hop, normalize, pad_samples = args.layer, None, None, 0
     if args.preset:
         if args.preset not in loaders.TOKENIZER_PRESETS:
             raise SystemExit(
@@ -79,6 +79,7 @@ def build_extractor_from_args(args: argparse.Namespace):
         if layer is not None and layer != spec["layer"]:
             raise SystemExit(f"preset {args.preset} is read at layer {spec['layer']}, not {layer}")
         layer, hop, normalize = spec["layer"], spec["hop"], spec["normalize"]
+        pad_samples = spec.get("pad_samples", 0)  # SlamKit presets pad the waveform
     if layer is None:
         raise SystemExit("--features hubert needs --layer or --preset")
     if args.normalize != "auto":
@@ -89,6 +90,7 @@ def build_extractor_from_args(args: argparse.Namespace):
         layer=layer,
         hop=hop,
         normalize=normalize,
+        pad_samples=pad_samples,
         fast=args.fast,
         device=args.device,
     )

@@ -7,6 +7,10 @@ A shard is written as ``shard-RRRRR-IIIII.parquet`` (writer rank, global shard i
 so a rerun skips every index already on disk whatever the rank count, and a killed run loses at
 most the shards in flight. Bad files go to ``errors.jsonl`` (path and reason) and the run goes on.
 Each rank writes ``summary-rank{r}.json`` at the end.
+
+File names need not be UTF-8: files are read through file objects, and an id (shards,
+errors.jsonl) shows a name's non-UTF-8 bytes as ``\\xNN`` escapes
+(:func:`twistlm.audio.display_path`).
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class TokenizeSummary:
 
 @dataclass(frozen=True)
 class AudioItem:
-    id: str  # path relative to the corpus root (posix)
+    id: str  # path relative to the corpus root (posix; non-UTF-8 bytes as \xNN escapes)
     path: Path
     seconds: float  # from the header; 0 when the header is unreadable (fails later, logged)
 
@@ -73,7 +77,7 @@ def list_corpus(audio: str | Path) -> list[AudioItem]:
     """
     import soundfile as sf
 
-    from twistlm.audio import list_audio
+    from twistlm.audio import display_path, list_audio
 
     audio = Path(audio)
     if audio.is_dir():
@@ -82,7 +86,8 @@ def list_corpus(audio: str | Path) -> list[AudioItem]:
         import json
 
         pairs = []
-        for i, ln in enumerate(audio.read_text().splitlines(), 1):
+        # surrogateescape: a manifest may name files whose names are not UTF-8
+        for i, ln in enumerate(audio.read_text(errors="surrogateescape").splitlines(), 1):
             if not ln.strip():
                 continue
             try:
@@ -92,7 +97,8 @@ def list_corpus(audio: str | Path) -> list[AudioItem]:
             p = Path(rel) if Path(rel).is_absolute() else audio.parent / rel
             pairs.append((rel, p))
     elif audio.is_file():
-        lines = [ln.rstrip("\n") for ln in audio.read_text().splitlines() if ln.strip()]
+        text = audio.read_text(errors="surrogateescape")
+        lines = [ln.rstrip("\n") for ln in text.splitlines() if ln.strip()]
         root = audio.parent
         if lines and Path(lines[0]).is_dir() and all("\t" in ln for ln in lines[1:]):
             root, lines = Path(lines[0]), lines[1:]
@@ -106,11 +112,12 @@ def list_corpus(audio: str | Path) -> list[AudioItem]:
     items = []
     for rel, p in pairs:
         try:
-            info = sf.info(str(p))
+            with open(p, "rb") as fh:  # any name the OS accepts
+                info = sf.info(fh)
             secs = info.frames / info.samplerate
         except Exception:
             secs = 0.0
-        items.append(AudioItem(rel, p, secs))
+        items.append(AudioItem(display_path(rel), p, secs))
     items.sort(key=lambda it: (it.seconds, it.id))
     return items
 

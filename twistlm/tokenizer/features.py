@@ -53,10 +53,17 @@ def _hubert(**kw: Any):
     return HubertFeatures.from_pretrained(**kw)
 
 
+def _whisper(**kw: Any):
+    from twistlm.tokenizer.whisper import WhisperFeatures
+
+    return WhisperFeatures.from_pretrained(**kw)
+
+
 FEATURE_EXTRACTORS: dict[str, Callable[..., FeatureExtractor]] = {
     "hubert": _hubert,
     "logmel": _logmel,
     "mfcc": _mfcc,
+    "whisper": _whisper,
 }
 
 

@@ -11,9 +11,23 @@ config says ``normalize`` (HuBERT base: no). It is a flag of the extractor, stor
 tokenizer metadata; for a plain HF dir it is read from ``twistlm_hubert.json`` (written by
 ``twistlm import-hubert``) or the feature extractor's ``do_normalize``, default False.
 
-Precision: ``fast=False`` is exact fp32; ``fast=True`` runs under bf16 autocast where bf16 is
-native (GPUs, CPUs with AMX / AVX512-BF16) and otherwise quantizes the transformer layers'
-Linear weights to int8 (dynamic quantization): a few percent of units change (see the benchmark).
+Edge padding (``pad_samples``, default 0): SlamKit pads the waveform with ``pad_samples``
+zeros on each side before HuBERT (slp-rl/slamkit,
+``slamkit/feature_extractor/hubert_feature_extractor.py``: ``self.model(F.pad(wav, (40, 40)))``,
+constant zeros, both presets of ``config/tokeniser/``); textlesslib / TWIST do not pad. With
+40 = (400 - 320) / 2 the 400-sample receptive field of a 50 Hz frame is centred on its 320-sample
+hop. The zeros are added after waveform normalisation (zeros outside the file). The value is part
+of ``config()`` and therefore of a saved tokenizer; tokenizers saved without it load as 0.
+
+Precision: ``fast=False`` is exact fp32. ``fast=True`` picks by hardware
+(:func:`twistlm.hardware.bf16_is_fast`, or forced with ``fast_precision="bf16"|"int8"``): bf16
+autocast where bf16 is native (GPUs, AMX CPUs), otherwise int8 dynamic quantization of the
+transformer layers' Linear weights. Promise: features stay within a few percent of the fp32
+features (relative L2 per frame; tested at <= 5% on a tiny model for both paths), so only frames
+whose two nearest centroids are about that close can change unit. On CPUs the grouped positional
+convolution stays in fp32 under bf16: oneDNN's bf16 grouped conv1d was measured returning wrong
+results (relative error ~0.7-1.0) for small channel counts per group (<= 8, kernel >= 8) on an
+AMX Xeon with torch 2.13, the same class of bug as pytorch/pytorch#163347 and #169688.
 
 Long files: attention is global, so chunked extraction cannot equal whole-file extraction.
 Files longer than ``chunk_seconds`` are cut into chunks that each see ``overlap_seconds`` of
@@ -66,12 +80,19 @@ class HubertFeatures(nn.Module):
         chunk_seconds: float = 30.0,
         overlap_seconds: float = 1.0,
         source: str | None = None,
+        pad_samples: int = 0,
+        fast_precision: str = "auto",
     ):
         super().__init__()
         cfg = model.config
         if not 1 <= layer <= cfg.num_hidden_layers:
             raise ValueError(f"layer must be in 1..{cfg.num_hidden_layers}, got {layer}")
+        if int(pad_samples) < 0:
+            raise ValueError(f"pad_samples must be >= 0, got {pad_samples}")
+        if fast_precision not in ("auto", "bf16", "int8"):
+            raise ValueError(f"fast_precision must be auto, bf16 or int8, got {fast_precision!r}")
         self.layer = int(layer)
+        self.pad_samples = int(pad_samples)
         self.normalize = bool(normalize)
         self.fast = bool(fast)
         self.chunk_seconds = float(chunk_seconds)
@@ -95,12 +116,14 @@ class HubertFeatures(nn.Module):
         self.model = model.requires_grad_(False)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.model.to(self.device)
-        # fast mode: bf16 autocast where bf16 is native (GPU, AMX / AVX512-BF16 CPUs); elsewhere
-        # int8 dynamic quantization of the transformer layers' Linear weights (fbgemm, AVX2)
+        # fast mode: bf16 autocast where bf16 is native (GPU, AMX CPUs); elsewhere int8 dynamic
+        # quantization of the transformer layers' Linear weights (fbgemm / x86 engine)
         self.fast_mode = "fp32"
         self._layers = self.model.encoder.layers
         if self.fast:
-            if self.device.type == "cuda" or cpu_has_fast_bf16():
+            from twistlm.hardware import bf16_is_fast
+
+            if fast_precision == "bf16" or (fast_precision == "auto" and bf16_is_fast(self.device)):
                 self.fast_mode = "bf16"
             else:
                 self.fast_mode = "int8"
@@ -145,6 +168,7 @@ class HubertFeatures(nn.Module):
             "chunk_seconds": self.chunk_seconds,
             "overlap_seconds": self.overlap_seconds,
             "source": self.source,
+            "pad_samples": self.pad_samples,
         }
 
     def save(self, path: str | Path) -> None:
@@ -174,7 +198,7 @@ class HubertFeatures(nn.Module):
 
     # ---- interface ----
     def n_frames(self, n_samples: int) -> int:
-        n = int(n_samples)
+        n = int(n_samples) + 2 * self.pad_samples
         if n < self.receptive_field:
             return 0
         return (n - self.receptive_field) // self.hop + 1
@@ -185,6 +209,8 @@ class HubertFeatures(nn.Module):
         wav = torch.as_tensor(wav, dtype=torch.float32).reshape(1, -1).to(self.device)
         if self.normalize:
             wav = nn.functional.layer_norm(wav, wav.shape)
+        if self.pad_samples:
+            wav = nn.functional.pad(wav, (self.pad_samples, self.pad_samples))
         return self._forward(wav)
 
     def features_stream(self, source, chunk_seconds: float | None = None) -> Iterator[Tensor]:
@@ -197,16 +223,21 @@ class HubertFeatures(nn.Module):
         chunk = max(1, int(round(chunk_s * self.frame_rate)))
         ov = int(math.ceil(self.overlap_seconds * self.frame_rate))
         scale = 1.0 / math.sqrt(source.var + 1e-5)  # F.layer_norm over the whole file
+        pad = self.pad_samples
+        n_padded = source.n_samples + 2 * pad  # sample q of the padded input = file sample q - pad
         for a, b in chunk_ranges(n, chunk):
             s0 = max(0, a - ov)
             # the first conv's GroupNorm spans the whole input: keep the file's tail when the
             # overlap reaches the end, so a chunk covering the whole file equals a whole pass
-            stop = (
-                source.n_samples if b + ov >= n else (b + ov - 1) * self.hop + self.receptive_field
-            )
-            seg = torch.from_numpy(source.read(s0 * self.hop, stop)).reshape(1, -1)
+            stop = n_padded if b + ov >= n else (b + ov - 1) * self.hop + self.receptive_field
+            start = s0 * self.hop
+            seg = torch.from_numpy(source.read(start - pad, stop - pad)).reshape(1, -1)
             if self.normalize:
                 seg = (seg - source.mean) * scale
+            if pad:  # zeros where the padded range lies outside the file
+                left = max(0, pad - start)
+                right = max(0, stop - pad - source.n_samples)
+                seg = nn.functional.pad(seg, (left, right))
             with torch.inference_mode():
                 feats = self._forward(seg.float().to(self.device))
             yield feats[a - s0 : b - s0]
@@ -220,7 +251,13 @@ class HubertFeatures(nn.Module):
             if isinstance(x, tuple):  # transformers 4.x returns (hidden, normed)
                 x = x[0]
             enc = m.encoder
-            x = x + enc.pos_conv_embed(x)
+            if self.fast_mode == "bf16" and self.device.type == "cpu":
+                # oneDNN bf16 grouped conv1d can be wrong on CPU (see module docstring): fp32
+                with torch.autocast("cpu", enabled=False):
+                    x = x.float()
+                    x = x + enc.pos_conv_embed(x)
+            else:
+                x = x + enc.pos_conv_embed(x)
             if not self.stable_layer_norm:
                 x = enc.layer_norm(x)
             for layer in self._layers:
@@ -235,16 +272,6 @@ class HubertFeatures(nn.Module):
         if self.fast_mode == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has native bf16 matmul (AMX or AVX512-BF16); else bf16 is emulated
-    and far slower than fp32 (measured 100x on an AVX2-only host)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _truncated_copy(model: nn.Module, layer: int) -> nn.Module:

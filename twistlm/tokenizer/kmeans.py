@@ -212,7 +212,9 @@ def sample_frames(
         except Exception as e:  # one bad file never stops the fit
             if errors is None:
                 raise
-            errors.add(path, e)
+            from twistlm.audio import display_path
+
+            errors.add(display_path(path), e)
     if res.seen == 0:
         raise ValueError("no usable audio frames in the given files")
     return res.frames()

@@ -1,7 +1,7 @@
 """Log-mel and MFCC features in torch, pooled to 25 or 50 Hz: the offline default tokenizer.
 
 No pretrained HuBERT can be downloaded here, so the offline quickstart clusters spectral
-features (DESIGN.md: log-mel 80 pooled to 25 Hz + k-means 200 gave 21.5 units/s after dedup).
+features (docs/measurements.md pilot: log-mel 80 pooled to 25 Hz + k-means 200 gave 21.5 units/s after dedup).
 
 Framing (chosen so chunked extraction is *exactly* the whole-file extraction):
 a 25 ms Hann window (400 samples, FFT size 400) every 10 ms (160 samples). Short-time frame k
@@ -12,8 +12,18 @@ depends on samples ``[j hop - 120, (j + 1) hop + 120)`` only. ``n_frames = n_sam
 
 Normalisation (``norm``): ``"utterance"`` (default) subtracts the per-utterance mean and divides
 by the per-utterance standard deviation of each feature dimension (speaker/channel invariance);
-``"none"`` keeps raw log energies. For long files processed in chunks the utterance statistics are
-gathered in a first pass over the chunks, so the result is still exactly the whole-file one.
+``"none"`` keeps raw log energies. The standard deviation is floored at ``std_floor`` (default
+0.5, natural-log units for log-mel, about 2 dB): near-silent input (1e-5 noise, 16-bit dither)
+has per-dimension standard deviations of 1e-6 .. 0.12 (measured), which plain division blows up
+to unit variance, i.e. many random units (14 distinct units in 10 s of 1e-5 noise); with the
+floor it stays near the utterance mean: one or a few stable units. Speech varies far more
+(measured: log-mel >= 2.8 in every band of espeak-ng and recorded speech, MFCC >= 0.76 also for
+flite), and where the standard deviation is above the floor the division is unchanged bit for
+bit (``std.clamp_min(std_floor) + 1e-5``); band-limited audio's empty bands (std ~1e-6 above
+4 kHz in 8 kHz flite) are no longer amplified to noise. Tokenizers saved before the floor
+existed (no ``std_floor`` in their feature config) load with ``std_floor=0``: their old units.
+For long files processed in chunks the utterance statistics are gathered in a first pass over
+the chunks, so the result is still exactly the whole-file one.
 """
 
 from __future__ import annotations
@@ -36,6 +46,9 @@ PAD = (WIN - STEP) // 2  # 120: context each side of a 10 ms block
 # rounding can depend on its row count (BLAS blocking), so fixed block shapes are what make
 # chunked extraction bit-identical to whole-file extraction. Chunks are multiples of BLOCK.
 BLOCK = 50
+# Floor of the per-utterance standard deviation (see the module docstring): silence must not be
+# blown up to unit variance. Saved tokenizers without it load with 0 (their old units).
+STD_FLOOR = 0.5
 
 
 def mel_filterbank(
@@ -86,6 +99,7 @@ class SpectralFeatures:
         f_min: float = 20.0,
         f_max: float = 7600.0,
         chunk_seconds: float = 30.0,
+        std_floor: float = STD_FLOOR,
     ):
         if kind not in ("logmel", "mfcc"):
             raise ValueError(f"kind must be 'logmel' or 'mfcc', got {kind!r}")
@@ -103,6 +117,7 @@ class SpectralFeatures:
         self.pool = self.hop // STEP
         self.n_mels, self.n_mfcc, self.f_min, self.f_max = n_mels, n_mfcc, f_min, f_max
         self.chunk_seconds = float(chunk_seconds)
+        self.std_floor = float(std_floor)
         self.dim = n_mels if kind == "logmel" else n_mfcc
         self._window = torch.hann_window(WIN, periodic=True)
         self._fb = mel_filterbank(n_mels, WIN // 2 + 1, f_min, f_max, SAMPLE_RATE)
@@ -118,6 +133,7 @@ class SpectralFeatures:
             "f_min": self.f_min,
             "f_max": self.f_max,
             "chunk_seconds": self.chunk_seconds,
+            "std_floor": self.std_floor,
         }
 
     @property
@@ -132,7 +148,9 @@ class SpectralFeatures:
         wav = torch.as_tensor(wav, dtype=torch.float32).reshape(-1)
         n = self.n_frames(wav.numel())
         feats = self._raw(self._segment(wav, 0, n))
-        return self._normalize(feats, *self._stats_of(feats)) if self.norm == "utterance" else feats
+        if self.norm == "utterance":
+            return self._normalize(feats, *self._stats_of(feats))
+        return feats
 
     def features_stream(self, source, chunk_seconds: float | None = None) -> Iterator[Tensor]:
         """Frames of an :class:`AudioSource` in chunks; identical to ``self(whole_wav)``."""
@@ -213,6 +231,5 @@ class SpectralFeatures:
         std = (f64.pow(2).mean(0) - mean.pow(2)).clamp_min(0).sqrt()
         return mean, std
 
-    @staticmethod
-    def _normalize(feats: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-        return ((feats.double() - mean) / (std + 1e-5)).float()
+    def _normalize(self, feats: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+        return ((feats.double() - mean) / (std.clamp_min(self.std_floor) + 1e-5)).float()

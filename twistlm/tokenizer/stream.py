@@ -6,6 +6,9 @@ anything else (other rate, several channels) is converted once, block by block, 
 ``soxr.ResampleStream`` into a temporary raw float32 file that is memory-mapped. Opening the
 source makes one validation pass (finite, not all zero, long enough) that also accumulates the
 waveform mean and variance (fairseq's ``task.normalize`` needs them for long files).
+
+Files are opened as Python file objects and handed to soundfile, so any file name the OS accepts
+works (soundfile encodes ``str`` names as strict UTF-8, which fails on latin-1 names).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class AudioSource:
     var: float
     _array: np.ndarray | None = None
     _sf: object | None = None
+    _fh: object | None = None
     _tmp: str | None = None
 
     # ---- constructors ----
@@ -55,7 +59,8 @@ class AudioSource:
 
         path = Path(path)
         try:
-            info = sf.info(str(path))
+            with open(path, "rb") as fh:
+                info = sf.info(fh)
         except Exception as e:
             raise AudioError(f"cannot decode audio: {' '.join(str(e).split())}") from e
         if info.frames == 0:
@@ -70,19 +75,22 @@ class AudioSource:
     def _open_in_place(cls, path: Path) -> AudioSource:
         import soundfile as sf
 
-        f = sf.SoundFile(str(path))
+        fh = open(path, "rb")
+        f = None
         n, s, ss, nonzero = 0, 0.0, 0.0, False
         try:
+            f = sf.SoundFile(fh)
             for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=False):
                 n, s, ss, nonzero = _accumulate(block, n, s, ss, nonzero)
-        except AudioError:
-            f.close()
-            raise
+            stats = _finish(n, s, ss, nonzero)  # same checks as an in-memory file
         except Exception as e:
-            f.close()
+            if f is not None:
+                f.close()
+            fh.close()
+            if isinstance(e, AudioError):
+                raise
             raise AudioError(f"cannot decode audio: {' '.join(str(e).split())}") from e
-        src = cls(n, *_finish(n, s, ss, nonzero), _sf=f)
-        return src
+        return cls(n, *stats, _sf=f, _fh=fh)
 
     @classmethod
     def _convert(cls, path: Path, info, tmp_dir: str | None) -> AudioSource:
@@ -97,7 +105,7 @@ class AudioSource:
                 rs = soxr.ResampleStream(
                     info.samplerate, SAMPLE_RATE, 1, dtype="float32", quality="HQ"
                 )
-            with os.fdopen(fd, "wb") as out, sf.SoundFile(str(path)) as f:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as fh, sf.SoundFile(fh) as f:
                 blocks = f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True)
                 for block in blocks:
                     mono = block.mean(axis=1).astype(np.float32)
@@ -131,6 +139,9 @@ class AudioSource:
         if self._sf is not None:
             self._sf.close()
             self._sf = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
         if self._tmp is not None:
             self._array = None
             if os.path.exists(self._tmp):

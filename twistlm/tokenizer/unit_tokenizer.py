@@ -128,8 +128,12 @@ class UnitTokenizer:
 
     # ---- metadata and files ----
     def info(self) -> dict[str, Any]:
-        """What a unit dataset needs to know about its units (stored as tokenizer.json)."""
-        return {
+        """What a unit dataset needs to know about its units (stored as tokenizer.json).
+
+        ``pad_samples`` (HuBERT edge padding, SlamKit style) is listed only when non-zero, so
+        the info of every unpadded tokenizer (and the unit folders made with it) is unchanged.
+        """
+        info = {
             "name": self.name,
             "features": self.extractor.name,
             "layer": getattr(self.extractor, "layer", None),
@@ -138,13 +142,16 @@ class UnitTokenizer:
             "n_units": self.n_units,
             "dedup": self.dedup,
         }
+        if getattr(self.extractor, "pad_samples", 0):
+            info["pad_samples"] = int(self.extractor.pad_samples)
+        return info
 
     def save_pretrained(self, path: str | Path) -> None:
         from twistlm.io import write_json
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if self.extractor.name == "hubert":
+        if self.extractor.name in ("hubert", "whisper"):
             self.extractor.save(path / ENCODER_DIR)
         save_centroids(path / CENTROIDS_FILE, self.centroids, {"name": self.name})
         cfg = dict(self.extractor.config())
@@ -179,10 +186,17 @@ class UnitTokenizer:
         if meta.get("format") != FORMAT:
             raise ValueError(f"{p / TOKENIZER_JSON}: not a {FORMAT} file")
         cfg = dict(meta.get("feature_config", {}))
+        if meta["features"] in ("logmel", "mfcc"):
+            cfg.setdefault("std_floor", 0.0)  # saved before the std floor existed: old units
         if meta["features"] == "hubert":
             cfg["model"] = p / ENCODER_DIR
             if fast is not None:
                 cfg["fast"] = fast
+            if device is not None:
+                cfg["device"] = device
+        elif meta["features"] == "whisper":
+            if (p / ENCODER_DIR).is_dir():  # packaged models are found again by name + sha256
+                cfg["model"] = str(p / ENCODER_DIR)
             if device is not None:
                 cfg["device"] = device
         extractor = build_extractor(meta["features"], **cfg)
