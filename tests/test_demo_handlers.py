@@ -111,6 +111,20 @@ def test_non_audio_and_empty_uploads(tmp_path):
         read_audio_input(zero_len)
 
 
+def test_upload_whose_name_is_not_utf8(tmp_path):
+    import os
+
+    rng = np.random.default_rng(0)
+    wav = (0.3 * np.sin(np.arange(16000) / 5.0) + 0.01 * rng.standard_normal(16000)).astype(
+        np.float32
+    )
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.wav")  # latin-1 name
+    with open(raw, "wb") as fh:
+        sf.write(fh, wav, 16000, format="WAV")
+    got = read_audio_input(os.fsdecode(raw))
+    assert got.wav.shape == (16000,)
+
+
 def test_silent_and_nearly_silent_audio(tmp_path):
     with pytest.raises(DemoInputError, match=r"silent \(peak -inf dBFS"):
         read_audio_input(_wav(tmp_path / "s.wav", np.zeros(16000, np.float32)))

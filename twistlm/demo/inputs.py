@@ -114,7 +114,8 @@ def read_audio_input(audio: Any, limits: Limits = Limits(), what: str = "prompt"
         if path.stat().st_size == 0:
             raise DemoInputError(f"{what} file is empty")
         try:
-            info = sf.info(str(path))
+            with open(path, "rb") as fh:  # file object: any name the OS accepts
+                info = sf.info(fh)
         except Exception as e:  # libsndfile: "Format not recognised", ...
             raise DemoInputError(
                 f"{what} ({path.name}) is not audio this demo can read "
@@ -125,7 +126,8 @@ def read_audio_input(audio: Any, limits: Limits = Limits(), what: str = "prompt"
             raise DemoInputError(f"{what} ({path.name}) has no samples")
         _duration_check(info.frames / sr, limits, what)
         try:
-            data, sr = sf.read(str(path), dtype="float32", always_2d=False)
+            with open(path, "rb") as fh:
+                data, sr = sf.read(fh, dtype="float32", always_2d=False)
         except Exception as e:
             raise DemoInputError(f"{what} ({path.name}) cannot be decoded: {e}") from e
     if sr < limits.min_sample_rate:
