@@ -61,3 +61,47 @@ def test_paired_difference_interval_is_tighter_than_unpaired():
     assert same.difference == 0 and same.ci95 == (0.0, 0.0)
     with pytest.raises(ValueError):
         paired_difference([1.0], [1.0, 0.0])
+
+
+def test_controls_on_benchmark_pairs(tmp_path):
+    from test_eval_helpers import FrameTokenizer, cycle, write_storycloze
+
+    from twistlm.eval.controls import control_results
+
+    # positives follow the cycle the n-gram is trained on and are shorter in 3 of 4 pairs
+    pairs = [
+        (cycle(0, 6), cycle(0, 6)[::-1] + [3]),
+        (cycle(2, 5), cycle(2, 5)[::-1] + [1, 1]),
+        (cycle(5, 9), cycle(5, 9)[::-1]),
+        (cycle(1, 8), cycle(1, 4)[::-1]),
+    ]
+    bench = write_storycloze(tmp_path / "ssc", pairs)
+    train = [cycle(s, 12) for s in range(8)] * 5
+    res = control_results({"ssc": str(bench)}, FrameTokenizer(), train, progress=False)
+    length, ngram = res["length only (fewer units wins)"], res["unit 3-gram (Witten-Bell)"]
+    # length rule: pairs 0, 1 shorter positive (1), pair 2 tie (0.5), pair 3 longer (0)
+    assert length["ssc"].outcomes("mean").tolist() == [1.0, 1.0, 0.5, 0.0]
+    assert ngram["ssc"].accuracy("mean") == 1.0  # the cycle is what it counted
+    assert ngram["ssc"].pos_n.tolist() == [6, 5, 9, 8]
+
+
+def test_paired_benchmark_differences_align_units():
+    from twistlm.eval.controls import paired_benchmark_differences, unit_outcomes
+
+    def rec(pid, out, **meta):
+        return {"pair_id": pid, "outcome_mean": out, "meta": meta}
+
+    a = {
+        "swuggy": [rec("1:v1", 1.0, id="1"), rec("1:v2", 0.0, id="1"), rec("2:v1", 1.0, id="2")],
+        "ssc": [rec("0", 1.0), rec("1", 1.0)],
+    }
+    b = {
+        "swuggy": [rec("1:v1", 0.0, id="1"), rec("1:v2", 0.0, id="1"), rec("2:v1", 1.0, id="2")],
+        "ssc": [rec("0", 0.0), rec("1", 1.0), rec("2", 1.0)],  # pair 2 only in b: ignored
+    }
+    assert unit_outcomes("swuggy", a["swuggy"]) == {"1": 0.5, "2": 1.0}
+    d = paired_benchmark_differences(a, b, seed=0)
+    assert d["swuggy"].difference == pytest.approx((0.5 + 0.0) / 2)
+    assert d["ssc"].difference == pytest.approx(0.5) and d["ssc"].n == 2
+    assert d["mean"].difference == pytest.approx((0.25 + 0.5) / 2)
+    assert d["mean"].ci95[0] <= d["mean"].difference <= d["mean"].ci95[1]

@@ -17,6 +17,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -126,3 +127,121 @@ def paired_difference(
         return PairedDifference(math.nan, (math.nan, math.nan), 0)
     lo, hi = bootstrap_interval(x, n_resamples=n_resamples, seed=seed)
     return PairedDifference(float(x.mean()), (lo, hi), int(x.size))
+
+
+# ---------------------------------------------------------------- per-unit outcomes, paired
+def unit_outcomes(kind: str, records: Sequence[dict], rule: str = "mean") -> dict[str, float]:
+    """Per aggregation unit mean outcome, as the benchmark aggregates (twistlm.eval.metrics):
+    sWUGGY by ``id``, sBLIMP by (type, subtype, id), sSC / tSC by pair.
+
+    ``records``: the ``pairs/{kind}.jsonl`` lines that ``twistlm eval`` writes.
+    """
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        m = r.get("meta") or {}
+        if kind == "swuggy" and m.get("id") is not None:
+            key = str(m["id"])
+        elif kind == "sblimp" and m.get("id") is not None:
+            key = f"{m.get('type')}|{m.get('subtype')}|{m['id']}"
+        else:
+            key = str(r["pair_id"])
+        groups[key].append(float(r[f"outcome_{rule}"]))
+    return {k: float(np.mean(v)) for k, v in groups.items()}
+
+
+def paired_benchmark_differences(
+    a: dict[str, Sequence[dict]],
+    b: dict[str, Sequence[dict]],
+    rule: str = "mean",
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, PairedDifference]:
+    """Model A minus model B per benchmark and on the mean over benchmarks (``"mean"``).
+
+    ``a``, ``b``: ``{kind: pair records}`` of the two models on the same pairs. Only units both
+    scored count. The interval of the mean resamples each benchmark's units independently (the
+    benchmarks are independent samples) and averages the per-benchmark means of each draw.
+    """
+    out: dict[str, PairedDifference] = {}
+    draws = []
+    rng = np.random.default_rng(seed)
+    for kind in sorted(set(a) & set(b)):
+        ua, ub = unit_outcomes(kind, a[kind], rule), unit_outcomes(kind, b[kind], rule)
+        keys = sorted(set(ua) & set(ub))
+        if not keys:
+            continue
+        x = np.array([ua[k] - ub[k] for k in keys])
+        out[kind] = paired_difference(x, np.zeros_like(x), n_resamples, seed)
+        draws.append(x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1))
+    if draws:
+        mean_draws = np.mean(draws, axis=0)
+        lo, hi = np.quantile(mean_draws, [0.025, 0.975])
+        diff = float(np.mean([out[k].difference for k in out]))
+        out["mean"] = PairedDifference(diff, (float(lo), float(hi)), sum(d.n for d in out.values()))
+    return out
+
+
+# ---------------------------------------------------------------- controls on benchmarks
+class _Collect:
+    """Errors kept in memory (a bad file is skipped, never fatal)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, item: Any, error: Any, **extra: Any) -> None:
+        self.items.append((str(item), str(error)))
+
+
+def control_results(
+    benches: dict[str, str],
+    tokenizer: Any,
+    train_units: Iterable[Sequence[int]],
+    cache_dir: str | None = None,
+    order: int = 3,
+    ci: str = "wilson",
+    progress: bool = True,
+    errors: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """What the trivial rules score on a SpeechLM's benchmark pairs, tokenized the same way.
+
+    Returns ``{control name: {kind: BenchmarkResult}}`` for the length-only rule and a unit
+    n-gram LM fitted on ``train_units`` (the SpeechLMs' training units). Both go through the
+    same aggregation as the models (``twistlm.eval.run.aggregate``), so the numbers compare.
+    ``errors``: anything with ``add(item, error, **extra)`` (e.g. :class:`twistlm.io.ErrorLog`).
+    """
+    from twistlm.eval.cache import UnitCache, tokenizer_fingerprint, utterance_key
+    from twistlm.eval.run import aggregate, read_benchmarks, tokenize_refs
+
+    if errors is None:
+        errors = _Collect()
+    info = tokenizer.info() if hasattr(tokenizer, "info") else {}
+    cache = None
+    if cache_dir is not None:
+        fp = tokenizer_fingerprint(info, None, getattr(tokenizer, "centroids", None))
+        cache = UnitCache(cache_dir, fp, info)
+    loaded = read_benchmarks(benches, errors)
+    refs = [r for _, pairs in loaded.values() for p in pairs for r in (p.positive, p.negative)]
+    units, _ = tokenize_refs(refs, tokenizer, cache, errors, progress)
+    ngram = NgramUnitLM(int(tokenizer.n_units), order).fit(train_units)
+    length_name, ngram_name = "length only (fewer units wins)", f"unit {order}-gram (Witten-Bell)"
+    out: dict[str, dict[str, Any]] = {length_name: {}, ngram_name: {}}
+    for kind, (path, pairs) in loaded.items():
+        kept, pos, neg = [], [], []
+        for p in pairs:
+            kp = utterance_key(p.positive.key, p.positive.path, p.positive.data)
+            kn = utterance_key(p.negative.key, p.negative.path, p.negative.data)
+            if kp in units and kn in units:
+                kept.append(p)
+                pos.append(units[kp].tolist())
+                neg.append(units[kn].tolist())
+        if not kept:
+            continue
+        lp = np.array([len(u) for u in pos], dtype=np.float64)
+        ln = np.array([len(u) for u in neg], dtype=np.float64)
+        ones = np.ones_like(lp)
+        # score = -length: the mean rule then prefers the shorter utterance
+        out[length_name][kind] = aggregate(kind, path, kept, -lp, ones, -ln, ones, ci=ci)
+        sp = np.array([ngram.score(u, "sum") for u in pos])
+        sn = np.array([ngram.score(u, "sum") for u in neg])
+        out[ngram_name][kind] = aggregate(kind, path, kept, sp, lp, sn, ln, ci=ci)
+    return out

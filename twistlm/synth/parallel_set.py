@@ -12,6 +12,7 @@ Sentence ``id`` is shared by every voice that spoke it. Reruns keep the wavs tha
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 from twistlm.io import ErrorLog, atomic_write_text
@@ -21,11 +22,24 @@ from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, resolve_voices, voice_slug
 
 
 def pick_sentences(
-    n: int, seed: int = 0, text_source: str = "auto", text_path=None, max_words: int = 20
+    n: int,
+    seed: int = 0,
+    text_source: str = "auto",
+    text_path=None,
+    max_words: int = 20,
+    exclude: Collection[str] = (),
 ) -> list[str]:
-    """``n`` distinct sentences of 3 to ``max_words`` words from the text source, seeded."""
+    """``n`` distinct sentences of 3 to ``max_words`` words from the text source, seeded.
+
+    Taken from the *end* of the seeded order (a corpus made with the same seed takes from the
+    start), and never one of ``exclude`` (compared case-insensitively), so held-out speech can be
+    made disjoint in text from a training corpus.
+    """
     pool = load_utterances(text_source, text_path, seed)
-    picked = [u for u in pool if len(u.split()) <= max_words][:n]
+    banned = {t.strip().lower() for t in exclude}
+    picked = [
+        u for u in reversed(pool) if len(u.split()) <= max_words and u.strip().lower() not in banned
+    ][:n]
     if len(picked) < 2:
         raise ValueError(f"text source gave {len(picked)} usable sentences; need at least 2")
     return picked
@@ -39,16 +53,18 @@ def synthesize_parallel_set(
     text_source: str = "auto",
     text_path: str | Path | None = None,
     workers: int = 2,
+    exclude: Collection[str] = (),
 ) -> Path:
     """Speak ``n_sentences`` sentences with every voice (default: the held-out voices).
 
     Returns the manifest path. Only what both the text and the voice produced is listed.
+    ``exclude``: texts that must not be spoken (e.g. a training corpus's).
     """
     out = Path(out)
     names = resolve_voices(list(voices or DEFAULT_HELDOUT_VOICES), "voices")
     if len(names) < 2:
         raise ValueError(f"a parallel set needs at least two voices, got {names}")
-    sentences = pick_sentences(n_sentences, seed, text_source, text_path)
+    sentences = pick_sentences(n_sentences, seed, text_source, text_path, exclude=exclude)
     jobs = [
         Job(f"{voice_slug(v)}/{i:04d}", v, text, str(out / "wavs" / voice_slug(v) / f"{i:04d}.wav"))
         for v in names

@@ -1,6 +1,9 @@
 """Fit k-means units on a corpus and save a UnitTokenizer dir.
 
-  # offline default: log-mel 80 pooled to 25 Hz, 200 units
+  # offline, speaker-independent units: Whisper base encoder pooled to 25 Hz, 500 units
+  twistlm fit-kmeans --audio WAVS --out TOK_DIR --features whisper --model base --n-units 500
+  twistlm fit-kmeans --audio WAVS --out TOK_DIR --features whisper --preset whisper-base-25hz --n-units 500
+  # spectral baseline: log-mel 80 pooled to 25 Hz, 200 units (encodes the voice, not the words)
   twistlm fit-kmeans --audio WAVS --out TOK_DIR --features logmel --n-units 200
   # HuBERT (local HF dir or hub name) with a preset's layer/hop/normalisation
   twistlm fit-kmeans --audio WAVS --out TOK_DIR --features hubert --model HF_DIR --preset mhubert-base-25hz
@@ -24,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--features",
         default="logmel",
-        choices=["logmel", "mfcc", "hubert"],
+        choices=["logmel", "mfcc", "hubert", "whisper"],
         help="feature extractor (logmel)",
     )
     p.add_argument("--n-units", type=int, default=200, help="k (100-1000 typical; 200)")
@@ -37,11 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["utterance", "none"],
         help="spectral features: per-utterance mean/var norm",
     )
-    p.add_argument("--model", help="hubert: HF HubertModel dir or hub name")
+    p.add_argument(
+        "--model",
+        help="hubert: HF HubertModel dir or hub name; whisper: tiny.en | base (packaged, offline), "
+        "a CTranslate2 Whisper dir, or a transformers Whisper dir / hub name",
+    )
     p.add_argument("--layer", type=int, help="hubert: layer to read (hidden_states[layer])")
     p.add_argument(
         "--preset",
-        help="hubert: take layer/hop/normalisation from a preset (e.g. mhubert-base-25hz)",
+        help="hubert: take layer/hop/normalisation from a preset (e.g. mhubert-base-25hz); "
+        "whisper: model/layer/frame rate from a preset (e.g. whisper-base-25hz)",
     )
     p.add_argument(
         "--normalize",
@@ -63,6 +71,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build_extractor_from_args(args: argparse.Namespace):
     from twistlm.tokenizer.features import build_extractor
 
+    if args.features == "whisper":
+        if args.preset:  # whisper presets carry model, layer and frame rate
+            return build_extractor("whisper", preset=args.preset, device=args.device or "cpu")
+        return build_extractor(
+            "whisper",
+            model=args.model or "base",
+            layer=args.layer,
+            frame_rate=args.frame_rate,
+            device=args.device or "cpu",
+        )
     if args.features != "hubert":
         return build_extractor(args.features, frame_rate=args.frame_rate, norm=args.norm)
     from twistlm import loaders

@@ -210,6 +210,10 @@ class UnitTokenizer:
         return tok
 
 
+def _feature_label(features: str, kw: dict) -> str:
+    return f"whisper-{kw.get('model', 'tiny.en')}-" if features == "whisper" else features
+
+
 def build_offline_tokenizer(
     wavs: list[str | Path],
     n_units: int = 200,
@@ -224,17 +228,23 @@ def build_offline_tokenizer(
     progress: bool = True,
     **feature_kw: Any,
 ) -> UnitTokenizer:
-    """Fit the offline default tokenizer (spectral features + k-means) on ``wavs``.
+    """Fit an offline tokenizer (k-means on ``features``) on ``wavs``.
 
+    ``features``: ``logmel`` / ``mfcc`` (spectral, normalised per utterance with ``norm``) or
+    ``whisper`` (a Whisper encoder: pass ``model="base"`` or ``"tiny.en"``, the packaged
+    CTranslate2 models; ``frame_rate`` 25 pools pairs of its 50 Hz frames).
     Features of all files are sampled into at most ``max_frames`` frames (reservoir sampling),
     k-means runs with faiss, and the result is a ready :class:`UnitTokenizer` (not yet saved).
     """
     from twistlm.tokenizer.features import build_extractor
     from twistlm.tokenizer.kmeans import fit_kmeans, sample_frames
 
-    extractor = build_extractor(features, frame_rate=frame_rate, norm=norm, **feature_kw)
+    if features == "whisper":
+        extractor = build_extractor(features, frame_rate=frame_rate, **feature_kw)
+    else:
+        extractor = build_extractor(features, frame_rate=frame_rate, norm=norm, **feature_kw)
     frames = sample_frames(extractor, wavs, max_frames, seed=seed, errors=errors, progress=progress)
     centroids = fit_kmeans(frames, n_units, n_iter=n_iter, seed=seed)
     return UnitTokenizer(
-        extractor, centroids, dedup=dedup, name=f"{features}{frame_rate:g}hz-km{n_units}"
+        extractor, centroids, dedup=dedup, name=f"{_feature_label(features, feature_kw)}{frame_rate:g}hz-km{n_units}"
     )
