@@ -8,7 +8,8 @@ import soundfile as sf
 from tiny_text_lm import make_tiny_text_lm  # noqa: I001  (tests/ is on sys.path)
 
 from twistlm.quickstart import run_quickstart, smoke_config
-from twistlm.quickstart.report import results_table, warm_leads
+from twistlm.quickstart.pipeline import STAGES
+from twistlm.quickstart.report import results_table, tokens_to_reach, warm_leads
 from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, DEFAULT_TRAIN_VOICES, is_available
 
 
@@ -22,8 +23,30 @@ def test_warm_leads_compares_shared_points_after_the_first():
 def test_results_table_rows_and_published_reference():
     entry = {"accuracy": 0.625, "ci95": [0.5, 0.75]}
     table = results_table({"warm (ours)": {"swuggy": entry}}, {"warm (ours)": 3.21})
-    assert "| warm (ours) | 62.5 [50.0, 75.0] | – | – | – | 3.210 |" in table
+    assert "| warm (ours) | 62.5 [50.0, 75.0] | – | – | – | – | 3.210 |" in table
     assert "TWIST-7B (paper)" in table and "59.0" in table
+
+
+def test_results_table_mean_controls_and_paired_difference():
+    def e(a):
+        return {"accuracy": a, "ci95": [a - 0.1, a + 0.1]}
+
+    benches = {"swuggy": e(0.5), "sblimp": e(0.6), "ssc": e(0.7), "tsc": e(0.8)}
+    diff = {k: {"difference": 0.02, "ci95": [-0.01, 0.05]} for k in ("swuggy", "mean")}
+    table = results_table({"warm (ours)": benches}, {}, {"length only": {"swuggy": e(0.55)}}, diff)
+    assert "| warm (ours) | 50.0 [40.0, 60.0] | 60.0 [50.0, 70.0] | 70.0 [60.0, 80.0] | " in table
+    assert "| 65.0 | – |" in table  # mean of the four
+    assert "| *control: length only* | 55.0 [45.0, 65.0] | – | – | – | – | – |" in table
+    assert (
+        "| **warm - cold** (paired 95% CI, points) | +2.0 [-1.0, +5.0] | – | – | – | +2.0" in table
+    )
+
+
+def test_tokens_to_reach():
+    curve = [(0, 6.0), (100, 4.0), (200, 3.0)]
+    assert tokens_to_reach(curve, 4.0) == 100
+    assert tokens_to_reach(curve, 2.0) is None
+    assert tokens_to_reach(curve, None) is None
 
 
 @pytest.mark.skipif(
@@ -63,6 +86,25 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     # same token budget for both models
     assert res["train"]["warm"]["tokens"] == res["train"]["cold"]["tokens"] > 0
     assert len(res["val_curves"]["warm"]) >= 2
+    # validation on held-out voices, sentences outside the training text
+    heldout = res["heldout"]
+    assert set(heldout["voices"]) == set(DEFAULT_HELDOUT_VOICES)
+    corpus_text = {
+        json.loads(ln)["text"]
+        for ln in (out / "corpus" / "manifest.jsonl").read_text().splitlines()
+    }
+    held_text = {
+        json.loads(ln)["text"]
+        for ln in (out / "heldout" / "manifest.jsonl").read_text().splitlines()
+    }
+    assert held_text and not held_text & corpus_text
+    stages = json.loads((out / "stages.json").read_text())
+    assert stages["train-warm"]["result"]["config"]["data"]["val"].endswith("units-heldout")
+    assert 0 < res["tokenizer_report"]["cross_voice"]["twin"] <= 1
+    # controls and the paired difference on the same pairs
+    assert set(res["controls"]) == {"length only (fewer units wins)", "unit 3-gram (Witten-Bell)"}
+    assert set(res["warm_minus_cold"]) == {"swuggy", "sblimp", "ssc", "tsc", "mean"}
+    assert "warm - cold" in (rep / "report.md").read_text()
     wavs = sorted((rep / "samples").glob("*.wav"))
     assert wavs, "no continuation sample"
     wav, sr = sf.read(wavs[0])
@@ -71,7 +113,7 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     run_quickstart(cfg)
     log = capsys.readouterr().out
-    assert log.count("skipped") == 11
+    assert log.count("skipped") == len(STAGES)
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path):

@@ -201,12 +201,14 @@ def control_results(
     ci: str = "wilson",
     progress: bool = True,
     errors: Any = None,
+    tokenizer_dir: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """What the trivial rules score on a SpeechLM's benchmark pairs, tokenized the same way.
 
     Returns ``{control name: {kind: BenchmarkResult}}`` for the length-only rule and a unit
     n-gram LM fitted on ``train_units`` (the SpeechLMs' training units). Both go through the
     same aggregation as the models (``twistlm.eval.run.aggregate``), so the numbers compare.
+    ``tokenizer_dir``: where the tokenizer was loaded from (shares ``twistlm eval``'s unit cache).
     ``errors``: anything with ``add(item, error, **extra)`` (e.g. :class:`twistlm.io.ErrorLog`).
     """
     from twistlm.eval.cache import UnitCache, tokenizer_fingerprint, utterance_key
@@ -217,7 +219,7 @@ def control_results(
     info = tokenizer.info() if hasattr(tokenizer, "info") else {}
     cache = None
     if cache_dir is not None:
-        fp = tokenizer_fingerprint(info, None, getattr(tokenizer, "centroids", None))
+        fp = tokenizer_fingerprint(info, tokenizer_dir, getattr(tokenizer, "centroids", None))
         cache = UnitCache(cache_dir, fp, info)
     loaded = read_benchmarks(benches, errors)
     refs = [r for _, pairs in loaded.values() for p in pairs for r in (p.positive, p.negative)]

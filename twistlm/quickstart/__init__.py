@@ -1,7 +1,8 @@
 """Offline quickstart: TWIST's main result in miniature, on a laptop CPU, with no download.
 
 Synthesizes a multi-speaker spoken corpus and four spoken benchmarks (held-out voices), fits a
-spectral tokenizer, trains a SpeechLM warm-started from SmolLM2-135M and a cold-started twin on
+tokenizer (k-means on Whisper base's encoder by default: TWIST's mHuBERT-25Hz cannot be had
+offline, so units come from a speech recognizer's encoder, a different kind of tokenizer), trains a SpeechLM warm-started from SmolLM2-135M and a cold-started twin on
 the same token budget, evaluates both (plus a text topline), trains a small vocoder, continues
 held-out spoken prompts and writes report/ (table, plots, wavs). Rerunning resumes: finished
 stages are skipped.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from twistlm.quickstart.config import QuickstartConfig, smoke_config
+from twistlm.quickstart.config import QUICKSTART_FEATURES, QuickstartConfig, smoke_config
 from twistlm.quickstart.pipeline import run_quickstart
 
 __all__ = ["QuickstartConfig", "smoke_config", "run_quickstart", "add_arguments", "run"]
@@ -45,6 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"sSC/tSC pairs (default {d.n_story_pairs})",
     )
     p.add_argument("--units", type=int, dest="n_units", help=f"k-means units (default {d.n_units})")
+    p.add_argument(
+        "--features",
+        choices=sorted(QUICKSTART_FEATURES),
+        help=f"tokenizer features (default {d.features}; logmel/mfcc: spectral baselines)",
+    )
+    p.add_argument(
+        "--frame-rate", type=float, help=f"unit frame rate, 25 or 50 Hz (default {d.frame_rate:g})"
+    )
     p.add_argument(
         "--text-lm",
         help="text LM to warm-start from: HF dir, hub name or .gguf (default SmolLM2-135M)",

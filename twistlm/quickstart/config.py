@@ -7,6 +7,14 @@ from dataclasses import dataclass
 
 from twistlm.config import ConfigError
 
+# quickstart tokenizer option -> (feature extractor, its keyword arguments)
+QUICKSTART_FEATURES: dict[str, tuple[str, dict]] = {
+    "whisper-base": ("whisper", {"model": "base"}),
+    "whisper-tiny.en": ("whisper", {"model": "tiny.en"}),
+    "logmel": ("logmel", {}),
+    "mfcc": ("mfcc", {}),
+}
+
 
 @dataclass(frozen=True)
 class QuickstartConfig:
@@ -19,7 +27,10 @@ class QuickstartConfig:
         n_pairs: pairs per short benchmark (sWUGGY, sBLIMP).
         n_story_pairs: pairs per StoryCloze-style benchmark (sSC, tSC; long utterances).
         n_units: k-means units of the offline tokenizer.
-        features / frame_rate: the offline tokenizer's spectral features, pooled to this rate.
+        features / frame_rate: the offline tokenizer's features, at this frame rate:
+            ``whisper-base`` (default: Whisper base's encoder, packaged offline; measured the most
+            speaker-independent offline option, docs/tokenizer.md), ``whisper-tiny.en``, or the
+            spectral baselines ``logmel`` / ``mfcc`` (they encode the voice, not the words).
         text_lm: text LM to warm-start from (HF dir, hub name, .gguf); None = SmolLM2-135M.
         n_layers: keep the first N layers (None = full depth, the default).
         block_size / batch_size / lr: training blocks, blocks per step, peak learning rate.
@@ -30,6 +41,8 @@ class QuickstartConfig:
         vocoder_share: fraction of ``minutes`` given to vocoder training.
         eval_points: validation evaluations per training run (for the loss-vs-tokens figure).
         n_prompts: held-out spoken prompts continued with the warm model.
+        n_heldout_sentences: sentences (not in the training text) spoken by every held-out voice:
+            the validation set of the loss curves and the tokenizer's cross-voice report.
         topline: also score the pair texts with the text LM.
         asr: transcribe continuations and resyntheses with Whisper tiny.en (if installed).
         workers: parallel synthesis processes.
@@ -42,8 +55,8 @@ class QuickstartConfig:
     hours: float = 1.0
     n_pairs: int = 300
     n_story_pairs: int = 60
-    n_units: int = 200
-    features: str = "logmel"
+    n_units: int = 500
+    features: str = "whisper-base"
     frame_rate: float = 25.0
     text_lm: str | None = None
     n_layers: int | None = None
@@ -57,6 +70,7 @@ class QuickstartConfig:
     vocoder_share: float = 0.1
     eval_points: int = 8
     n_prompts: int = 3
+    n_heldout_sentences: int = 60
     topline: bool = True
     asr: bool = True
     workers: int = 2
@@ -68,8 +82,14 @@ class QuickstartConfig:
             raise ConfigError("minutes and hours must be > 0")
         if not 0 < self.train_share + self.vocoder_share < 1:
             raise ConfigError("train_share + vocoder_share must be in (0, 1)")
+        if self.n_heldout_sentences < 2:
+            raise ConfigError("n_heldout_sentences must be >= 2")
         if self.n_pairs < 1 or self.n_story_pairs < 1 or self.n_prompts < 0:
             raise ConfigError("n_pairs, n_story_pairs must be >= 1 and n_prompts >= 0")
+        if self.features not in QUICKSTART_FEATURES:
+            raise ConfigError(
+                f"features must be one of {sorted(QUICKSTART_FEATURES)}, got {self.features!r}"
+            )
 
     # ---- derived budgets (computed, never stored) ----
     @property
@@ -103,6 +123,7 @@ def smoke_config(out: str = "quickstart-smoke", **overrides) -> QuickstartConfig
         vocoder_share=0.1,
         eval_points=4,
         n_prompts=1,
+        n_heldout_sentences=8,
         smoke=True,
     )
     return dataclasses.replace(base, **overrides)

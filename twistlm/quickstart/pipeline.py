@@ -4,11 +4,15 @@ Layout of ``cfg.out``::
 
     corpus/       synthetic training speech (wavs/, manifest.jsonl)        twistlm synth corpus
     benchmarks/   sWUGGY / sBLIMP / sSC / tSC-style sets, held-out voices  twistlm synth benchmarks
-    tokenizer/    offline spectral tokenizer (k-means)                     twistlm fit-kmeans
+    heldout/      other sentences spoken by every held-out voice (validation, tokenizer report)
+    tokenizer/    offline tokenizer (Whisper-base encoder + k-means)       twistlm fit-kmeans
     units/        unit shards of the corpus                                twistlm tokenize
+    units-heldout/ unit shards of heldout/ (the validation set of both LMs)
+    tokenizer-report/ cross-voice consistency of the units                 twistlm tokenizer-report
     runs/warm, runs/cold   training runs (metrics.jsonl, checkpoints/, model/)   twistlm train
     models/warm, models/cold -> the trained SpeechLM dirs (copies of runs/*/model)
     eval/warm, eval/cold   results.json, results.md, submission/           twistlm eval
+    controls/     length-only and unit n-gram rules, paired warm - cold differences
     vocoder/      vocoder training run; vocoder/vocoder is the exported model  twistlm train-vocoder
     generation/   continuations of held-out prompts, ASR, PPL, auto-BLEU
     report/       report.md, loss.png, accuracy.png, results.json, samples/*.wav
@@ -66,12 +70,15 @@ class Stages:
 STAGES = [
     "corpus",
     "benchmarks",
+    "heldout-speech",
     "tokenizer",
     "tokenize",
+    "tokenizer-report",
     "train-warm",
     "train-cold",
     "eval-warm",
     "eval-cold",
+    "controls",
     "vocoder",
     "generation",
     "report",
@@ -100,7 +107,13 @@ def _train_config(
 
     eval_every = max(1, decay_steps // cfg.eval_points)
     return TrainConfig(
-        data=DataConfig(train=str(units), block_size=cfg.block_size, val_max_utterances=300),
+        # validation: other sentences by voices the LMs never hear (see _heldout_speech)
+        data=DataConfig(
+            train=str(units),
+            val=str(units.parent / "units-heldout"),
+            block_size=cfg.block_size,
+            val_max_utterances=300,
+        ),
         model=ModelConfig(
             text_lm=cfg.text_lm,
             start=start,
@@ -220,8 +233,13 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         lambda: _benchmarks(cfg, out / "benchmarks", synthesize_benchmarks),
     )
     bench_paths = benches["paths"]
+    st.run(
+        "heldout-speech",
+        f"synthesizing {cfg.n_heldout_sentences} other sentences with every held-out voice",
+        lambda: _heldout_speech(cfg, out),
+    )
 
-    # 3-4. tokenizer: spectral features + k-means, then the corpus to unit shards
+    # 3-4. tokenizer: features + k-means, then the corpus to unit shards
     tok_dir = out / "tokenizer"
     st.run(
         "tokenizer",
@@ -233,6 +251,11 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         "tokenize",
         "tokenizing the corpus into unit shards",
         lambda: _tokenize(tok_dir, out / "corpus" / "wavs", units),
+    )
+    st.run(
+        "tokenizer-report",
+        "held-out voices: validation units and the tokenizer's cross-voice consistency",
+        lambda: _tokenizer_report(out, tok_dir),
     )
 
     # 5-6. warm and cold SpeechLMs: identical architecture, data order and token budget
@@ -256,6 +279,12 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
                 cfg, out, start, bench_paths, tok_dir, topline=cfg.topline and start == "warm"
             ),
         )
+
+    st.run(
+        "controls",
+        "controls on the same pairs (length only, unit 3-gram) and paired warm - cold differences",
+        lambda: _controls(out, bench_paths, tok_dir, units),
+    )
 
     # 9. vocoder
     st.run(
@@ -303,13 +332,96 @@ def _benchmarks(cfg: QuickstartConfig, root: Path, synthesize_benchmarks) -> dic
     return {"paths": {k: str(root / DIRS[k]) for k in counts}, "n_pairs": counts}
 
 
+def _heldout_speech(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
+    """Sentences outside the training text, spoken by every held-out voice."""
+    from twistlm.synth.corpus import read_manifest
+    from twistlm.synth.parallel_set import synthesize_parallel_set
+
+    training_text = {r["text"] for r in read_manifest(out / "corpus" / "manifest.jsonl")}
+    manifest = synthesize_parallel_set(
+        out / "heldout",
+        n_sentences=cfg.n_heldout_sentences,
+        seed=cfg.seed,
+        workers=cfg.workers,
+        exclude=training_text,
+    )
+    rows = read_manifest(manifest)
+    return {
+        "manifest": str(manifest),
+        "n_utterances": len(rows),
+        "voices": sorted({r["voice"] for r in rows}),
+        "seconds": round(sum(r["seconds"] for r in rows), 1),
+    }
+
+
+def _tokenizer_report(out: Path, tok_dir: Path) -> dict[str, Any]:
+    """Validation shards of the held-out speech, and the cross-voice report of the tokenizer."""
+    from twistlm.io import ErrorLog
+    from twistlm.synth.corpus import read_manifest
+    from twistlm.tokenizer.corpus import tokenize_corpus
+    from twistlm.tokenizer.report import measure_tokenizer, write_report
+    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
+
+    manifest = out / "heldout" / "manifest.jsonl"
+    tokenize_corpus(str(tok_dir), manifest, out / "units-heldout")
+    tok = UnitTokenizer.from_pretrained(tok_dir)
+    errors = ErrorLog(out / "tokenizer-report" / "errors.jsonl")
+    res = measure_tokenizer(tok, read_manifest(manifest), errors)
+    write_report(out / "tokenizer-report", {tok.name or "tokenizer": res}, manifest)
+    return res
+
+
+def _controls(out: Path, bench_paths: dict[str, str], tok_dir: Path, units: Path) -> dict[str, Any]:
+    """Trivial rules on the same pairs, and the paired warm - cold difference per benchmark."""
+    import json
+
+    from twistlm.eval.controls import control_results, paired_benchmark_differences
+    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
+    from twistlm.train.data import read_units
+
+    tok = UnitTokenizer.from_pretrained(tok_dir)
+    train_units = [u.tolist() for u in read_units(units).units]
+    ctrl = control_results(
+        {k: bench_paths[k] for k in BENCH_KINDS if k in bench_paths},
+        tok,
+        train_units,
+        cache_dir=str(out / "cache" / "units"),
+        tokenizer_dir=str(tok_dir),
+    )
+
+    def pair_records(start: str) -> dict[str, list[dict]]:
+        d = out / "eval" / start / "pairs"
+        return {
+            k: [json.loads(ln) for ln in (d / f"{k}.jsonl").read_text().splitlines() if ln.strip()]
+            for k in BENCH_KINDS
+            if (d / f"{k}.jsonl").is_file()
+        }
+
+    diff = paired_benchmark_differences(pair_records("warm"), pair_records("cold"))
+    res = {
+        "controls": {
+            name: {k: r.to_dict() for k, r in by_kind.items()} for name, by_kind in ctrl.items()
+        },
+        "warm_minus_cold": {k: d.to_dict() for k, d in diff.items()},
+    }
+    write_json(out / "controls" / "controls.json", res)
+    return res
+
+
 def _fit_tokenizer(cfg: QuickstartConfig, corpus: Path, tok_dir: Path) -> dict[str, Any]:
+    from twistlm.quickstart.config import QUICKSTART_FEATURES
     from twistlm.synth.corpus import read_manifest
     from twistlm.tokenizer.unit_tokenizer import build_offline_tokenizer
 
     wavs = [r["path"] for r in read_manifest(corpus / "manifest.jsonl")]
+    features, kw = QUICKSTART_FEATURES[cfg.features]
     tok = build_offline_tokenizer(
-        wavs, n_units=cfg.n_units, features=cfg.features, frame_rate=cfg.frame_rate, seed=cfg.seed
+        wavs,
+        n_units=cfg.n_units,
+        features=features,
+        frame_rate=cfg.frame_rate,
+        seed=cfg.seed,
+        **kw,
     )
     tok.save_pretrained(tok_dir)
     return tok.info()

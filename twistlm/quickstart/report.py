@@ -42,6 +42,41 @@ def warm_leads(warm: list[tuple[int, float]], cold: list[tuple[int, float]]) -> 
     return all(w < c for _, w, c in shared[1:])
 
 
+def tokens_to_reach(curve: list[tuple[int, float]], target: float | None) -> int | None:
+    """Training tokens at the first validation point at or below ``target`` (None: never)."""
+    if target is None:
+        return None
+    return next((t for t, v in curve if v <= target), None)
+
+
+def mean_accuracy(benches: dict[str, Any]) -> float | None:
+    """Mean over the four benchmarks of the headline accuracy (None if one is missing)."""
+    accs = [(benches.get(k) or {}).get("accuracy") for k in BENCH_NAMES]
+    return None if any(a is None for a in accs) else sum(accs) / len(accs)
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
+def _tokenizer_line(cfg: QuickstartConfig) -> str:
+    """What the tokenizer is, said plainly (TWIST's own tokenizer cannot be had offline)."""
+    if cfg.features.startswith("whisper"):
+        return (
+            f"Units: k-means ({cfg.n_units}) on the encoder of the speech recognizer "
+            f"Whisper {cfg.features.split('-', 1)[1]} at {cfg.frame_rate:g} Hz. TWIST uses "
+            "mHuBERT-25Hz, a self-supervised encoder; no HuBERT weights can be had offline, so "
+            "the offline default is a different kind of tokenizer, trained with text labels "
+            "(`--features` and `twistlm fit-kmeans --preset mhubert-base-25hz` are the other "
+            "options)."
+        )
+    return (
+        f"Units: k-means ({cfg.n_units}) on {cfg.features} spectral features at "
+        f"{cfg.frame_rate:g} Hz: a labelled baseline; spectral units encode the voice rather "
+        "than the words (docs/measurements.md)."
+    )
+
+
 def _cell(entry: dict[str, Any] | None) -> str:
     if not entry or entry.get("accuracy") is None:
         return "–"
@@ -49,19 +84,46 @@ def _cell(entry: dict[str, Any] | None) -> str:
     return f"{100 * entry['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def results_table(rows: dict[str, dict[str, Any]], val: dict[str, float | None]) -> str:
-    """Markdown table: one row per model, accuracy % [95% CI] per benchmark, val loss."""
-    head = "| model | " + " | ".join(BENCH_NAMES.values()) + " | val loss (nats/unit) |"
-    lines = [head, "|" + "---|" * (len(BENCH_NAMES) + 2)]
-    for name, benches in rows.items():
+def _diff_cell(d: dict[str, Any] | None) -> str:
+    if not d or d.get("difference") is None:
+        return "–"
+    lo, hi = d["ci95"]
+    return f"{100 * d['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def results_table(
+    rows: dict[str, dict[str, Any]],
+    val: dict[str, float | None],
+    controls: dict[str, dict[str, Any]] | None = None,
+    difference: dict[str, Any] | None = None,
+) -> str:
+    """Markdown table: one row per model and control, accuracy % [95% CI] per benchmark, their
+    mean, val loss; then the paired warm - cold difference (points, paired bootstrap 95% CI)."""
+    head = "| model | " + " | ".join(BENCH_NAMES.values()) + " | mean | val loss (nats/unit) |"
+    lines = [head, "|" + "---|" * (len(BENCH_NAMES) + 3)]
+
+    def row(name: str, benches: dict[str, Any], v: float | None) -> str:
         cells = [_cell(benches.get(k)) for k in BENCH_NAMES]
-        v = val.get(name)
+        m = mean_accuracy(benches)
+        mean = "–" if m is None else f"{100 * m:.1f}"
+        return (
+            f"| {name} | " + " | ".join(cells) + f" | {mean} | {'–' if v is None else f'{v:.3f}'} |"
+        )
+
+    for name, benches in rows.items():
+        lines.append(row(name, benches, val.get(name)))
+    for name, benches in (controls or {}).items():
+        lines.append(row(f"*control: {name}*", benches, None))
+    if difference:
+        cells = [_diff_cell(difference.get(k)) for k in BENCH_NAMES]
         lines.append(
-            f"| {name} | " + " | ".join(cells) + f" | {'–' if v is None else f'{v:.3f}'} |"
+            "| **warm - cold** (paired 95% CI, points) | "
+            + " | ".join(cells)
+            + f" | {_diff_cell(difference.get('mean'))} | – |"
         )
     for name, nums in PUBLISHED.items():
         cells = [f"{nums[k]:.1f}" if k in nums else "–" for k in BENCH_NAMES]
-        lines.append(f"| *{name}* | " + " | ".join(cells) + " | – |")
+        lines.append(f"| *{name}* | " + " | ".join(cells) + " | – | – |")
     return "\n".join(lines) + "\n"
 
 
@@ -76,7 +138,7 @@ def plot_loss(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
         if pts:
             ax.plot([t / 1000 for t, _ in pts], [v for _, v in pts], marker="o", label=name)
     ax.set_xlabel("training tokens (thousands)")
-    ax.set_ylabel("validation loss (nats / unit)")
+    ax.set_ylabel("validation loss, held-out voices (nats / unit)")
     ax.set_title("Warm (TWIST) vs cold start")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -145,7 +207,11 @@ def write_report(
     }
     val = {f"{s} (ours)": (curves[s][-1][1] if curves[s] else None) for s in ("warm", "cold")}
     leads = warm_leads(curves["warm"], curves["cold"])
-    table = results_table(rows, val)
+    ctrl = (stages.get("controls") or {}).get("result") or {}
+    table = results_table(rows, val, ctrl.get("controls"), ctrl.get("warm_minus_cold"))
+    w_final, c_final = val["warm (ours)"], val["cold (ours)"]
+    cold_reaches = tokens_to_reach(curves["cold"], w_final)
+    warm_reaches = tokens_to_reach(curves["warm"], c_final)
     atomic_write_text(rep / "table.md", table)
     plot_loss({"warm (TWIST)": curves["warm"], "cold": curves["cold"]}, rep / "loss.png")
     plot_accuracy(rows, rep / "accuracy.png")
@@ -172,6 +238,12 @@ def write_report(
         "train": {s: {k: v for k, v in train[s].items() if k != "config"} for s in train},
         "val_curves": {s: curves[s] for s in curves},
         "warm_below_cold_after_first_eval": leads,
+        "cold_tokens_to_warm_final_loss": cold_reaches,
+        "warm_tokens_to_cold_final_loss": warm_reaches,
+        "heldout": (stages.get("heldout-speech") or {}).get("result"),
+        "tokenizer_report": (stages.get("tokenizer-report") or {}).get("result"),
+        "controls": ctrl.get("controls"),
+        "warm_minus_cold": ctrl.get("warm_minus_cold"),
         "eval": {s: ev[s]["benchmarks"] for s in ev},
         "topline": top,
         "vocoder": voc,
@@ -183,34 +255,75 @@ def write_report(
     def fmt(x, spec=".3f"):
         return "–" if x is None else format(x, spec)
 
+    hv = combined["heldout"] or {}
+    tr = combined["tokenizer_report"] or {}
+    cv, cb = tr.get("cross_voice") or {}, tr.get("codebook") or {}
+    diff_mean = (ctrl.get("warm_minus_cold") or {}).get("mean")
+    tokens = train["warm"]["tokens"]
     lines = [
         "# twistlm quickstart: TWIST in miniature",
         "",
         f"Warm start (SpeechLM initialised from the text LM "
         f"{cfg.text_lm or 'SmolLM2-135M'}) vs cold start (same architecture, random init), "
-        f"same data order and token budget ({train['warm']['tokens']:,} tokens, "
+        f"same data order and token budget ({tokens:,} tokens, "
         f"{train['warm']['steps']} steps each).",
         "",
-        "## Results",
+        "## Headline: validation loss on voices the models never heard",
         "",
-        "Accuracy % [95% CI] (mean log-likelihood per unit decides each pair; a tie counts 0.5).",
-        "Published rows are the paper's models at full scale, for orientation only.",
+        f"Validation set: {hv.get('n_utterances', '–')} utterances "
+        f"({fmt(hv.get('seconds'), '.0f')} s) of sentences outside the training text, spoken by "
+        f"the held-out voices {', '.join(hv.get('voices') or [])}.",
         "",
-        table,
+        f"- Final validation loss: warm **{fmt(w_final)}**, cold **{fmt(c_final)}** nats per unit "
+        f"(warm - cold = {fmt(None if w_final is None or c_final is None else w_final - c_final)}).",
+        f"- Warm below cold at every validation point after the first: **{leads}**.",
+        "- Tokens cold needed to reach warm's final loss: "
+        + (
+            f"**{cold_reaches:,}**."
+            if cold_reaches is not None
+            else f"**never within the run** ({tokens:,} tokens)."
+        ),
+        "- Tokens warm needed to reach cold's final loss: "
+        + (f"**{warm_reaches:,}**." if warm_reaches is not None else "never within the run."),
+        "",
         "![validation loss](loss.png)",
         "",
+        "## Benchmarks, with their controls",
+        "",
+        "Accuracy % [95% CI] (mean log-likelihood per unit decides each pair; a tie counts 0.5). "
+        "The controls score the same pairs, tokenized the same way: *length only* picks the "
+        "utterance with fewer units; the *unit 3-gram* is a count model trained on the same "
+        "training units. **warm - cold** is the paired difference (both models scored the same "
+        "pairs; bootstrap over the benchmark's aggregation units). Published rows are the "
+        "paper's models at full scale, for orientation only.",
+        "",
+        table,
         "![accuracy](accuracy.png)",
         "",
         "## Reading it",
         "",
-        f"- Warm below cold at every validation point after the first: **{leads}**.",
-        f"- Final validation loss: warm {fmt(val['warm (ours)'])}, cold {fmt(val['cold (ours)'])} "
-        "nats per unit.",
-        f"- At {corpus.get('hours')} h of synthetic speech and {train['warm']['tokens']:,} "
-        "training tokens, benchmark accuracies near chance (50%) are expected (docs/measurements.md "
-        "pilot: at ~250k tokens no model beats even a bigram count model). More speech and tokens "
-        "(`--hours`, `--minutes`) are what move them; the text topline shows what the pairs allow "
-        "with text, and the confidence intervals show which differences the pair counts resolve.",
+        "- The loss on held-out voices is the measurement this budget can resolve; the benchmark "
+        "accuracies are read against the controls in the same table, and a warm - cold difference "
+        "counts only where its paired interval excludes 0"
+        + (
+            f" (on the mean over the four benchmarks: {_diff_cell(diff_mean)} points)."
+            if diff_mean
+            else "."
+        ),
+        f"- At {corpus.get('hours')} h of synthetic speech and {tokens:,} training tokens per "
+        "model, accuracies near chance for both models are what a pilot at this scale measured "
+        "(docs/measurements.md). The text topline shows what the pairs allow with text.",
+        "",
+        "## Tokenizer",
+        "",
+        f"{_tokenizer_line(cfg)} Measured on the held-out speech above "
+        "(`twistlm tokenizer-report`): "
+        f"{fmt(tr.get('units_per_second'), '.1f')} units/s, {cb.get('used', '–')}/"
+        f"{cb.get('n_units', '–')} units used; same-sentence / different-sentence edit distance "
+        f"across voices **{fmt(cv.get('ratio'))}** (1.0 = the units carry nothing across voices), "
+        f"a sentence's twin in the other voice found **{fmt(_pct(cv.get('twin')), '.0f')}%** of "
+        f"the time (chance {fmt(_pct(cv.get('chance')), '.0f')}%). See "
+        "[tokenizer report](../tokenizer-report/report.md).",
         "",
         "## Speech continuation",
         "",
@@ -238,7 +351,7 @@ def write_report(
         f"- Corpus: {corpus.get('hours')} h, {corpus.get('n_utterances')} utterances, voices "
         f"{', '.join(corpus.get('voices') or [])}; benchmarks by held-out voices "
         f"{', '.join(corpus.get('heldout_voices') or [])}.",
-        f"- Tokenizer: {cfg.features} pooled to {cfg.frame_rate:g} Hz, k-means {cfg.n_units}, "
+        f"- Tokenizer: {cfg.features} at {cfg.frame_rate:g} Hz, k-means {cfg.n_units}, "
         f"dedup; {fmt(tok.get('units_per_second'), '.1f')} units per second of speech.",
         f"- LM: {cfg.n_layers or 'all'} layers, blocks {cfg.batch_size} x {cfg.block_size}, "
         f"lr {cfg.lr:g} cosine, warm init `{cfg.init}` (scale {cfg.init_scale:g}, output "
