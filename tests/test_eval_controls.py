@@ -63,12 +63,14 @@ def test_paired_difference_interval_is_tighter_than_unpaired():
         paired_difference([1.0], [1.0, 0.0])
 
 
-def test_controls_on_benchmark_pairs(tmp_path):
-    from test_eval_helpers import FrameTokenizer, cycle, write_storycloze
+def test_controls_beside_the_model_in_evaluate(tmp_path):
+    from test_eval_helpers import FrameTokenizer, cycle, random_lm, write_storycloze
 
-    from twistlm.eval.controls import control_results
+    from twistlm.data.shards import write_shard
+    from twistlm.eval.controls import LENGTH_ONLY, ngram_name
+    from twistlm.eval.run import evaluate
 
-    # positives follow the cycle the n-gram is trained on and are shorter in 3 of 4 pairs
+    # positives follow the cycle the n-gram is trained on; shorter in pairs 0 and 1
     pairs = [
         (cycle(0, 6), cycle(0, 6)[::-1] + [3]),
         (cycle(2, 5), cycle(2, 5)[::-1] + [1, 1]),
@@ -76,13 +78,32 @@ def test_controls_on_benchmark_pairs(tmp_path):
         (cycle(1, 8), cycle(1, 4)[::-1]),
     ]
     bench = write_storycloze(tmp_path / "ssc", pairs)
-    train = [cycle(s, 12) for s in range(8)] * 5
-    res = control_results({"ssc": str(bench)}, FrameTokenizer(), train, progress=False)
-    length, ngram = res["length only (fewer units wins)"], res["unit 3-gram (Witten-Bell)"]
+    records = [
+        {"id": f"u{s}", "units": cycle(s, 12), "durations": [1] * 12, "seconds": 0.3}
+        for s in range(8)
+    ]
+    (tmp_path / "units").mkdir()
+    write_shard(tmp_path / "units" / "shard-00000.parquet", records * 5)
+    res = evaluate(
+        random_lm(),
+        {"ssc": str(bench)},
+        tokenizer=FrameTokenizer(),
+        use_cache=False,
+        progress=False,
+        controls_train=tmp_path / "units",
+    )
+    length, ngram = res.controls[LENGTH_ONLY]["ssc"], res.controls[ngram_name(3)]["ssc"]
     # length rule: pairs 0, 1 shorter positive (1), pair 2 tie (0.5), pair 3 longer (0)
-    assert length["ssc"].outcomes("mean").tolist() == [1.0, 1.0, 0.5, 0.0]
-    assert ngram["ssc"].accuracy("mean") == 1.0  # the cycle is what it counted
-    assert ngram["ssc"].pos_n.tolist() == [6, 5, 9, 8]
+    assert length.outcomes("mean").tolist() == [1.0, 1.0, 0.5, 0.0]
+    assert ngram.accuracy("mean") == 1.0  # the cycle is what it counted
+    assert ngram.pos_n.tolist() == [6, 5, 9, 8]
+    d = res.to_dict()["controls"]
+    assert d[LENGTH_ONLY]["ssc"]["accuracy"] == 0.625
+    # without training units only the length rule is there
+    res2 = evaluate(
+        random_lm(), {"ssc": str(bench)}, tokenizer=FrameTokenizer(), use_cache=False, progress=False
+    )
+    assert list(res2.controls) == [LENGTH_ONLY]
 
 
 def test_paired_benchmark_differences_align_units():

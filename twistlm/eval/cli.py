@@ -128,6 +128,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="score both utterances of a pair separately even when they share a unit prefix",
     )
+    p.add_argument(
+        "--controls",
+        default=None,
+        metavar="UNITS_DIR",
+        help="unit shards the model was trained on: add a unit 3-gram control fitted on them "
+        "(the length-only control is always reported)",
+    )
     p.add_argument("--no-plot", action="store_true", help="skip results.png")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -180,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         share_prefix=not args.no_share_prefix,
         progress=not args.quiet,
         plot=not args.no_plot,
+        controls_train=args.controls,
     )
     print((args.out / "results.md").read_text())
     print(f"results: {args.out / 'results.json'}")

@@ -182,68 +182,46 @@ def paired_benchmark_differences(
 
 
 # ---------------------------------------------------------------- controls on benchmarks
-class _Collect:
-    """Errors kept in memory (a bad file is skipped, never fatal)."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
-
-    def add(self, item: Any, error: Any, **extra: Any) -> None:
-        self.items.append((str(item), str(error)))
+LENGTH_ONLY = "length only (fewer units wins)"
 
 
-def control_results(
-    benches: dict[str, str],
-    tokenizer: Any,
-    train_units: Iterable[Sequence[int]],
-    cache_dir: str | None = None,
-    order: int = 3,
+def ngram_name(order: int) -> str:
+    return f"unit {order}-gram (Witten-Bell)"
+
+
+def controls_from_units(
+    per_kind: dict[str, tuple[str, Sequence, Sequence[Sequence[int]], Sequence[Sequence[int]]]],
+    ngram: NgramUnitLM | None = None,
     ci: str = "wilson",
-    progress: bool = True,
-    errors: Any = None,
-    tokenizer_dir: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """What the trivial rules score on a SpeechLM's benchmark pairs, tokenized the same way.
+    """Controls on already tokenized pairs: ``{kind: (path, pairs, positive units, negative
+    units)}`` -> ``{control name: {kind: BenchmarkResult}}``.
 
-    Returns ``{control name: {kind: BenchmarkResult}}`` for the length-only rule and a unit
-    n-gram LM fitted on ``train_units`` (the SpeechLMs' training units). Both go through the
-    same aggregation as the models (``twistlm.eval.run.aggregate``), so the numbers compare.
-    ``tokenizer_dir``: where the tokenizer was loaded from (shares ``twistlm eval``'s unit cache).
-    ``errors``: anything with ``add(item, error, **extra)`` (e.g. :class:`twistlm.io.ErrorLog`).
+    The length-only rule always; the n-gram rule when ``ngram`` is given. Both go through the
+    models' aggregation (``twistlm.eval.run.aggregate``), so the numbers compare.
     """
-    from twistlm.eval.cache import UnitCache, tokenizer_fingerprint, utterance_key
-    from twistlm.eval.run import aggregate, read_benchmarks, tokenize_refs
+    from twistlm.eval.run import aggregate
 
-    if errors is None:
-        errors = _Collect()
-    info = tokenizer.info() if hasattr(tokenizer, "info") else {}
-    cache = None
-    if cache_dir is not None:
-        fp = tokenizer_fingerprint(info, tokenizer_dir, getattr(tokenizer, "centroids", None))
-        cache = UnitCache(cache_dir, fp, info)
-    loaded = read_benchmarks(benches, errors)
-    refs = [r for _, pairs in loaded.values() for p in pairs for r in (p.positive, p.negative)]
-    units, _ = tokenize_refs(refs, tokenizer, cache, errors, progress)
-    ngram = NgramUnitLM(int(tokenizer.n_units), order).fit(train_units)
-    length_name, ngram_name = "length only (fewer units wins)", f"unit {order}-gram (Witten-Bell)"
-    out: dict[str, dict[str, Any]] = {length_name: {}, ngram_name: {}}
-    for kind, (path, pairs) in loaded.items():
-        kept, pos, neg = [], [], []
-        for p in pairs:
-            kp = utterance_key(p.positive.key, p.positive.path, p.positive.data)
-            kn = utterance_key(p.negative.key, p.negative.path, p.negative.data)
-            if kp in units and kn in units:
-                kept.append(p)
-                pos.append(units[kp].tolist())
-                neg.append(units[kn].tolist())
-        if not kept:
+    out: dict[str, dict[str, Any]] = {LENGTH_ONLY: {}}
+    if ngram is not None:
+        out[ngram_name(ngram.order)] = {}
+    for kind, (path, pairs, pos, neg) in per_kind.items():
+        if not pairs:
             continue
         lp = np.array([len(u) for u in pos], dtype=np.float64)
         ln = np.array([len(u) for u in neg], dtype=np.float64)
         ones = np.ones_like(lp)
         # score = -length: the mean rule then prefers the shorter utterance
-        out[length_name][kind] = aggregate(kind, path, kept, -lp, ones, -ln, ones, ci=ci)
-        sp = np.array([ngram.score(u, "sum") for u in pos])
-        sn = np.array([ngram.score(u, "sum") for u in neg])
-        out[ngram_name][kind] = aggregate(kind, path, kept, sp, lp, sn, ln, ci=ci)
+        out[LENGTH_ONLY][kind] = aggregate(kind, path, pairs, -lp, ones, -ln, ones, ci=ci)
+        if ngram is not None:
+            sp = np.array([ngram.score(u, "sum") for u in pos])
+            sn = np.array([ngram.score(u, "sum") for u in neg])
+            out[ngram_name(ngram.order)][kind] = aggregate(kind, path, pairs, sp, lp, sn, ln, ci=ci)
     return out
+
+
+def fit_ngram_on_shards(units_dir: str, n_units: int, order: int = 3) -> NgramUnitLM:
+    """A unit n-gram LM on every utterance of a unit-shard folder (what a SpeechLM trained on)."""
+    from twistlm.train.data import read_units
+
+    return NgramUnitLM(n_units, order).fit(u.tolist() for u in read_units(units_dir).units)

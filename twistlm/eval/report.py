@@ -123,6 +123,8 @@ def markdown_report(results: dict[str, Any]) -> str:
     top = results.get("topline")
     if top and top.get("benchmarks"):
         lines.append(_row(f"text topline: {top['text_lm']} ({rule})", top["benchmarks"], rule))
+    for name, by_kind in (results.get("controls") or {}).items():
+        lines.append(_row(f"*control: {name}*", by_kind, rule))
     for name, ref in PUBLISHED.items():
         cells = ["–", "–"] + [
             f"{ref[k]:.1f}" if k in ref else "–" for k in ("sblimp", "ssc", "tsc")
@@ -131,7 +133,10 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines += [
         "",
         "Published rows: TWIST paper (Hassid et al. 2023), sBLIMP / sSC / tSC. "
-        "Numbers are comparable only on the same benchmark data.",
+        "Numbers are comparable only on the same benchmark data. Controls score the same "
+        "pairs with the same units: *length only* picks the utterance with fewer units (a model "
+        "that beats it is not only counting units); the *unit n-gram* (`--controls UNITS`) is a "
+        "count model trained on the model's training units.",
         "",
         "| benchmark | pairs scored | pairs failed | units | mean NLL (pos / neg) |",
         "|---|---|---|---|---|",

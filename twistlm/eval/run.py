@@ -118,6 +118,7 @@ class EvalResult:
     ci: str = "wilson"
     topline: dict[str, BenchmarkResult] = field(default_factory=dict)
     topline_model: str | None = None
+    controls: dict[str, dict[str, BenchmarkResult]] = field(default_factory=dict)
     generation: dict[str, Any] | None = None
     model: dict[str, Any] = field(default_factory=dict)
     tokenizer: dict[str, Any] = field(default_factory=dict)
@@ -141,6 +142,10 @@ class EvalResult:
                 if self.topline
                 else None
             ),
+            "controls": {
+                name: {k: b.to_dict(self.score_rule) for k, b in by_kind.items()}
+                for name, by_kind in self.controls.items()
+            },
             "generation": self.generation,
             "stats": self.stats,
             "errors": self.errors,
@@ -520,6 +525,7 @@ def evaluate(
     share_prefix: bool = True,
     progress: bool = True,
     plot: bool = True,
+    controls_train: str | Path | None = None,
 ) -> EvalResult:
     """Evaluate a SpeechLM on benchmarks (and optionally a text topline and generation).
 
@@ -544,6 +550,8 @@ def evaluate(
         limit: keep only the first ``limit`` pairs of each benchmark (quick checks).
         share_prefix: compute a unit prefix shared by a pair's two utterances once (exact;
             pays on StoryCloze-like pairs with a common context).
+        controls_train: unit shards the model was trained on: adds a unit 3-gram control
+            fitted on them. The length-only control (fewer units wins) is always computed.
 
     Returns:
         :class:`EvalResult` (``.to_dict()`` is results.json).
@@ -614,6 +622,7 @@ def evaluate(
     t_score = time.perf_counter()
 
     results: dict[str, BenchmarkResult] = {}
+    control_units: dict[str, tuple] = {}
     i = 0
     for kind, pairs in kept.items():
         k = len(pairs)
@@ -626,6 +635,10 @@ def evaluate(
                     p.pair_id, "an utterance has no scored token (too short)", benchmark=kind
                 )
         pairs = [p for p, good in zip(pairs, ok, strict=True) if good]
+        kept_seqs = [
+            u.tolist() for u, good in zip(seqs[i - 2 * k : i], ok.repeat(2), strict=True) if good
+        ]
+        control_units[kind] = (loaded[kind][0], pairs, kept_seqs[0::2], kept_seqs[1::2])
         if not pairs:
             errors.add(loaded[kind][0], "no pair could be scored", benchmark=kind)
             continue
@@ -649,6 +662,14 @@ def evaluate(
         tokenizer={"path": str(tok_dir) if tok_dir else None, "fingerprint": fingerprint, **info},
         out_dir=out,
     )
+    from twistlm.eval.controls import controls_from_units, fit_ngram_on_shards
+
+    ngram = (
+        fit_ngram_on_shards(str(controls_train), lm.vocab.n_units)
+        if controls_train is not None
+        else None
+    )
+    result.controls = controls_from_units(control_units, ngram, ci)
     if topline:
         from twistlm.eval.topline import text_topline
 

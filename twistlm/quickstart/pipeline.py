@@ -276,14 +276,20 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
             f"eval-{start}",
             f"scoring the benchmarks with the {start} model",
             lambda start=start: _evaluate(
-                cfg, out, start, bench_paths, tok_dir, topline=cfg.topline and start == "warm"
+                cfg,
+                out,
+                start,
+                bench_paths,
+                tok_dir,
+                topline=cfg.topline and start == "warm",
+                controls_train=units if start == "warm" else None,
             ),
         )
 
     st.run(
         "controls",
         "controls on the same pairs (length only, unit 3-gram) and paired warm - cold differences",
-        lambda: _controls(out, bench_paths, tok_dir, units),
+        lambda: _controls(out),
     )
 
     # 9. vocoder
@@ -371,23 +377,12 @@ def _tokenizer_report(out: Path, tok_dir: Path) -> dict[str, Any]:
     return res
 
 
-def _controls(out: Path, bench_paths: dict[str, str], tok_dir: Path, units: Path) -> dict[str, Any]:
-    """Trivial rules on the same pairs, and the paired warm - cold difference per benchmark."""
+def _controls(out: Path) -> dict[str, Any]:
+    """The controls `twistlm eval` scored beside the warm model (same pairs, same units), and
+    the paired warm - cold difference per benchmark and on the mean."""
     import json
 
-    from twistlm.eval.controls import control_results, paired_benchmark_differences
-    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
-    from twistlm.train.data import read_units
-
-    tok = UnitTokenizer.from_pretrained(tok_dir)
-    train_units = [u.tolist() for u in read_units(units).units]
-    ctrl = control_results(
-        {k: bench_paths[k] for k in BENCH_KINDS if k in bench_paths},
-        tok,
-        train_units,
-        cache_dir=str(out / "cache" / "units"),
-        tokenizer_dir=str(tok_dir),
-    )
+    from twistlm.eval.controls import paired_benchmark_differences
 
     def pair_records(start: str) -> dict[str, list[dict]]:
         d = out / "eval" / start / "pairs"
@@ -399,9 +394,7 @@ def _controls(out: Path, bench_paths: dict[str, str], tok_dir: Path, units: Path
 
     diff = paired_benchmark_differences(pair_records("warm"), pair_records("cold"))
     res = {
-        "controls": {
-            name: {k: r.to_dict() for k, r in by_kind.items()} for name, by_kind in ctrl.items()
-        },
+        "controls": read_json(out / "eval" / "warm" / "results.json").get("controls") or {},
         "warm_minus_cold": {k: d.to_dict() for k, d in diff.items()},
     }
     write_json(out / "controls" / "controls.json", res)
@@ -476,6 +469,7 @@ def _evaluate(
     bench_paths: dict[str, str],
     tok_dir: Path,
     topline: bool,
+    controls_train: Path | None = None,
 ) -> dict[str, Any]:
     from twistlm.eval.run import evaluate
 
@@ -488,6 +482,7 @@ def _evaluate(
         cache_dir=out / "cache" / "units",
         topline=topline,
         text_lm=cfg.text_lm,
+        controls_train=controls_train,
     )
     return {"results": str(out / "eval" / start / "results.json"), "stats": res.stats}
 

@@ -246,5 +246,8 @@ def build_offline_tokenizer(
     frames = sample_frames(extractor, wavs, max_frames, seed=seed, errors=errors, progress=progress)
     centroids = fit_kmeans(frames, n_units, n_iter=n_iter, seed=seed)
     return UnitTokenizer(
-        extractor, centroids, dedup=dedup, name=f"{_feature_label(features, feature_kw)}{frame_rate:g}hz-km{n_units}"
+        extractor,
+        centroids,
+        dedup=dedup,
+        name=f"{_feature_label(features, feature_kw)}{frame_rate:g}hz-km{n_units}",
     )
