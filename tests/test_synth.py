@@ -200,3 +200,27 @@ def test_benchmark_rerun_with_other_size_or_seed_leaves_no_stale_audio(tmp_path)
 
 
 DIRS_SC = {"ssc": "sSC", "tsc": "tSC"}
+
+
+def test_balance_by_length_alternates_shorter_and_longer_units():
+    from twistlm.synth.benchmarks import _Pair, balance_by_length
+    from twistlm.synth.parallel import Job
+
+    def pair(i, voice, pos_s, neg_s, seconds):
+        pos = Job(f"p{i}{voice}", voice, "w", f"/x/p{i}{voice}.wav")
+        neg = Job(f"n{i}{voice}", voice, "nw", f"/x/n{i}{voice}.wav")
+        seconds[pos.path], seconds[neg.path] = pos_s, neg_s
+        return _Pair(f"{i}:{voice}", pos, neg, "w", "nw", "lexical", {"id": str(i)})
+
+    seconds: dict[str, float] = {}
+    # ids 0-5 positive longer (as un-matched non-words often are), 6-7 positive shorter
+    pairs = [pair(i, v, 1.0 + (0.2 if i < 6 else -0.2), 1.0, seconds) for i in range(8)
+             for v in ("a", "b")]  # fmt: skip
+    pairs.append(pair(9, "a", 1.0, 0.5, {}))  # no audio: dropped
+    picked = balance_by_length("swuggy", pairs, seconds, n=8)
+    ids = [p.meta["id"] for p in picked]
+    assert ids == ["6", "6", "0", "0", "7", "7", "1", "1"]  # both voices of an id stay together
+    shorter = sum(seconds[p.pos.path] < seconds[p.neg.path] for p in picked)
+    assert shorter == len(picked) / 2
+    # not enough "shorter" units: the rest comes from the other list
+    assert len(balance_by_length("swuggy", pairs, seconds, n=12)) == 12

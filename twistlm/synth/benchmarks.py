@@ -170,6 +170,44 @@ def _storycloze(out: Path, n: int, voices: list[str], seed: int) -> dict[str, li
     return res
 
 
+def _unit_key(kind: str, p: _Pair) -> str:
+    """The benchmark's aggregation unit: sWUGGY id, sBLIMP (type, subtype, id), else the pair."""
+    if kind == "swuggy":
+        return p.meta["id"]
+    if kind == "sblimp":
+        return f"{p.meta['type']}|{p.meta['subtype']}|{p.meta['id']}"
+    return p.pair_id
+
+
+def balance_by_length(
+    kind: str, pairs: list[_Pair], seconds: dict[str, float], n: int
+) -> list[_Pair]:
+    """At most ``n`` pairs, chosen so that the positive is the shorter utterance (by audio
+    duration, averaged over the unit's voices) in as many aggregation units as it is the longer.
+
+    A likelihood favours shorter sequences, so without this a model (or the rule "fewer units
+    wins") scores above chance on length alone. Units are taken alternately from the "positive
+    shorter" and "positive longer" lists, in their generated order (so phenomena stay mixed);
+    when one list runs out the rest come from the other. Pairs missing audio are dropped.
+    """
+    groups: dict[str, list[_Pair]] = {}
+    for p in pairs:
+        if p.pos.path in seconds and p.neg.path in seconds:
+            groups.setdefault(_unit_key(kind, p), []).append(p)
+    shorter, longer = [], []
+    for members in groups.values():
+        d = sum(seconds[p.pos.path] - seconds[p.neg.path] for p in members) / len(members)
+        (shorter if d < 0 else longer).append(members)
+    picked: list[_Pair] = []
+    si = li = 0
+    while len(picked) < n and (si < len(shorter) or li < len(longer)):
+        take_shorter = si < len(shorter) and (li >= len(longer) or si <= li)
+        group = shorter[si] if take_shorter else longer[li]
+        si, li = (si + 1, li) if take_shorter else (si, li + 1)
+        picked += group[: n - len(picked)]
+    return picked
+
+
 def _write_pairs_jsonl(d: Path, kind: str, pairs: list[_Pair]) -> None:
     lines = []
     for p in pairs:
@@ -219,12 +257,15 @@ def synthesize_benchmarks(
     text_source: str = "auto",
     text_path: str | Path | None = None,
     workers: int = 2,
+    balance_length: bool = True,
 ) -> BenchmarkSummary:
     """Write sWUGGY/sBLIMP/sSC/tSC-style sets (``n_pairs`` each) spoken by held-out ``voices``.
 
     The sWUGGY vocabulary (and its frequency column) comes from the same text source as the
     corpus. Pairs whose audio failed are left out of every index (see ``out/errors.jsonl``).
-    Rerunning keeps existing wavs.
+    Rerunning keeps existing wavs. ``balance_length``: sWUGGY and sBLIMP are synthesized with
+    twice the candidates and cut to ``n_pairs`` by :func:`balance_by_length`, so that "the
+    shorter utterance wins" sits near chance.
     """
     t0 = time.time()
     if n_pairs < 1:
@@ -237,12 +278,13 @@ def synthesize_benchmarks(
         list(DEFAULT_HELDOUT_VOICES if voices is None else voices), "held-out voices"
     )
     sets: dict[str, list[_Pair]] = {}
+    oversample = 2 if balance_length else 1
     if "swuggy" in benchmarks:
         utts = load_utterances(text_source, text_path, seed)
         vocab = Counter(w for u in utts for w in re.findall(r"\b[a-z]+\b", u))
-        sets["swuggy"] = _swuggy(out, n_pairs, voices, seed, vocab)
+        sets["swuggy"] = _swuggy(out, n_pairs * oversample, voices, seed, vocab)
     if "sblimp" in benchmarks:
-        sets["sblimp"] = _sblimp(out, n_pairs, voices, seed)
+        sets["sblimp"] = _sblimp(out, n_pairs * oversample, voices, seed)
     if "ssc" in benchmarks or "tsc" in benchmarks:
         sc = _storycloze(out, n_pairs, voices, seed)
         sets.update({k: v for k, v in sc.items() if k in benchmarks})
@@ -259,6 +301,18 @@ def synthesize_benchmarks(
     index = SynthIndex(out / ".synth_index.json")
     keyed = [Job(path, j.voice, j.text, path) for path, j in jobs.items()]  # key by path: unique
     done = run_jobs(keyed, errors, workers, desc="benchmarks", index=index)
+    for kind in ("swuggy", "sblimp"):
+        if kind in sets:
+            failed_candidates = [
+                p for p in sets[kind] if p.pos.path not in done or p.neg.path not in done
+            ]
+            if failed_candidates:
+                print(f"{kind}: {len(failed_candidates)} candidate pair(s) failed to synthesize")
+            sets[kind] = (
+                balance_by_length(kind, sets[kind], done, n_pairs)
+                if balance_length
+                else sets[kind][:n_pairs]
+            )
     # wavs an earlier run of these benchmarks wrote that the current sets do not use (another
     # size or seed) would be read by the folder layouts: remove them (only files we made)
     current = {p.pos.path for ps in sets.values() for p in ps} | {
