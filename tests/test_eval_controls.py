@@ -101,7 +101,11 @@ def test_controls_beside_the_model_in_evaluate(tmp_path):
     assert d[LENGTH_ONLY]["ssc"]["accuracy"] == 0.625
     # without training units only the length rule is there
     res2 = evaluate(
-        random_lm(), {"ssc": str(bench)}, tokenizer=FrameTokenizer(), use_cache=False, progress=False
+        random_lm(),
+        {"ssc": str(bench)},
+        tokenizer=FrameTokenizer(),
+        use_cache=False,
+        progress=False,
     )
     assert list(res2.controls) == [LENGTH_ONLY]
 
