@@ -19,6 +19,13 @@ summary per file: pessimistic for us).
 Targets at layer 6: (b) >= 1.5x (a) and (b) within 1.25x of bare fp32; (c) >= 2.5x (a) with
 >= 97% identical units. Model loading is excluded from every timing. Other engineers share
 this machine: os.getloadavg() is printed with the results.
+
+Whisper units (`--whisper tiny.en,base`; the packaged CTranslate2 models, int8, 2 threads,
+25 Hz, k=500), same files and rotation:
+  (a) the usual route: faster-whisper's FeatureExtractor (every file padded to Whisper's 30 s
+      window), CTranslate2 encode of the whole window, frames cut to the audio, numpy argmin.
+  (b) `twistlm tokenize` with the whisper extractor (only the audio's own frames are encoded).
+Target: (b) >= 60x real time on 2 cores.
 """
 
 # This file is named tokenize.py (as the issue asks) and would shadow the standard library's
@@ -208,6 +215,73 @@ def run_config(hz, layer, n_units, files, audio_s, work, seed=0):
     }
 
 
+def run_whisper(name: str, files, audio_s, work, threads: int = 2, n_units: int = 500):
+    """(a) 30 s-padded faster-whisper route vs (b) twistlm tokenize, Whisper ``name`` at 25 Hz."""
+    import ctranslate2
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from twistlm import loaders
+    from twistlm.tokenizer.kmeans import fit_kmeans, sample_frames
+    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
+    from twistlm.tokenizer.whisper import WhisperFeatures
+
+    fx = WhisperFeatures.from_pretrained(model=name, pool=2, threads=threads)
+    centroids = fit_kmeans(sample_frames(fx, files[:16], 50_000, progress=False), n_units)
+    tok_dir = work / f"whisper-{name}"
+    UnitTokenizer(fx, centroids).save_pretrained(tok_dir)
+    tok = UnitTokenizer.from_pretrained(tok_dir)
+    path = loaders.whisper_ct2_path(name)
+    model = ctranslate2.models.Whisper(
+        str(path), device="cpu", compute_type="int8", intra_threads=threads
+    )
+    fe = FeatureExtractor(feature_size=fx.encoder.n_mels)
+    c = centroids.numpy()
+    c_sq = (c * c).sum(1)
+
+    def padded_route(f):
+        wav = load_wav(f)
+        mel = fe(wav)[:, :3000]  # 30 s window, as faster-whisper transcribes
+        mel = np.pad(mel, ((0, 0), (0, 3000 - mel.shape[1])))
+        x = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
+        h = np.array(model.encode(x, to_cpu=True))[0][: len(wav) // 320]
+        h = h[: len(h) // 2 * 2].reshape(-1, 2, h.shape[1]).mean(1)  # 25 Hz
+        return ((h * h).sum(1)[:, None] - 2 * h @ c.T + c_sq[None]).argmin(1)
+
+    times = {"a": 0.0, "b": 0.0}
+    units = {"a": {}, "b": {}}
+    for i, f in enumerate(files):
+        link = work / f"one-whisper-{name}" / f"{i:04d}"
+        link.mkdir(parents=True)
+        (link / f.name).symlink_to(f)
+        jobs = {
+            "a": lambda f=f: padded_route(f),
+            "b": lambda link=link, i=i: ours_file(tok, link, work / f"uw-{name}-{i}"),
+        }
+        for k in ["a", "b"] if i % 2 == 0 else ["b", "a"]:
+            t = time.perf_counter()
+            units[k][f.name] = jobs[k]()
+            times[k] += time.perf_counter() - t
+        print(f"  [whisper {name}] {i + 1}/{len(files)} files", end="\r", flush=True)
+    print()
+    return {
+        "config": f"whisper {name}, 25 Hz, k={n_units}, int8, {threads} threads",
+        "a_padded": audio_s / times["a"],
+        "b_ours": audio_s / times["b"],
+        "b_over_a": times["a"] / times["b"],
+        "identical_a_vs_b": agreement(units["a"], units["b"]),
+        "seconds": times,
+    }
+
+
+def print_whisper(r: dict) -> None:
+    print(f"\n== {r['config']} (audio seconds per wall second = x real time)")
+    print(f"  (a) faster-whisper route, 30 s padded  {r['a_padded']:8.1f}")
+    print(
+        f"  (b) twistlm tokenize                   {r['b_ours']:8.1f}   {r['b_over_a']:.2f}x (a)   target >= 60x real time"
+    )
+    print(f"  frame units identical (a) vs (b)       {100 * r['identical_a_vs_b']:7.2f}%")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -220,6 +294,11 @@ def main() -> None:
     p.add_argument("--configs", default="50:6:200,25:11:500", help="hz:layer:k list")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--max-files", type=int, help="smoke test on the first N files only")
+    p.add_argument(
+        "--whisper",
+        default="",
+        help="also (or with --configs '' only) Whisper units: comma list of tiny.en, base",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     import soundfile as sf
@@ -234,7 +313,12 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, fast mode: {fast}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in args.configs.split(","):
+        for name in [n for n in args.whisper.split(",") if n]:
+            r = run_whisper(name, files, audio_s, Path(tmp))
+            results.append(r)
+            print_whisper(r)
+            sys.stdout.flush()
+        for spec in [c for c in args.configs.split(",") if c]:
             hz, layer, k = (int(v) for v in spec.split(":"))
             r = run_config(hz, layer, k, files, audio_s, Path(tmp))
             results.append(r)
