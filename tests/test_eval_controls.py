@@ -130,3 +130,14 @@ def test_paired_benchmark_differences_align_units():
     assert d["ssc"].difference == pytest.approx(0.5) and d["ssc"].n == 2
     assert d["mean"].difference == pytest.approx((0.25 + 0.5) / 2)
     assert d["mean"].ci95[0] <= d["mean"].difference <= d["mean"].ci95[1]
+
+
+def test_ngram_cross_entropy_counts_the_end_token():
+    from twistlm.eval.controls import ngram_cross_entropy
+
+    train = [[0, 1, 2]] * 10
+    ce = ngram_cross_entropy(train, [[0, 1, 2]], n_units=3, order=1)
+    lm = NgramUnitLM(3, 1).fit(train)
+    expected = -np.mean(lm.logprobs([0, 1, 2], with_end=True))
+    assert ce == pytest.approx(expected)
+    assert len(lm.logprobs([0, 1, 2], with_end=True)) == 4

@@ -105,6 +105,8 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     assert set(res["controls"]) == {"length only (fewer units wins)", "unit 3-gram (Witten-Bell)"}
     assert set(res["warm_minus_cold"]) == {"swuggy", "sblimp", "ssc", "tsc", "mean"}
     assert "warm - cold" in (rep / "report.md").read_text()
+    counts = res["val_loss_count_models"]
+    assert set(counts) == {"unigram", "bigram", "trigram"} and counts["unigram"] > 0
     wavs = sorted((rep / "samples").glob("*.wav"))
     assert wavs, "no continuation sample"
     wav, sr = sf.read(wavs[0])

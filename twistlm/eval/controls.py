@@ -220,6 +220,16 @@ def controls_from_units(
     return out
 
 
+def ngram_cross_entropy(
+    train: Sequence[Sequence[int]], val: Sequence[Sequence[int]], n_units: int, order: int
+) -> float:
+    """Nats per token of an n-gram count model fitted on ``train``, on ``val`` (units and the
+    end of each utterance: the tokens a SpeechLM's validation loss covers)."""
+    lm = NgramUnitLM(n_units, order).fit(train)
+    lp = [x for u in val for x in lm.logprobs(u, with_end=True)]
+    return float(-np.mean(lp)) if lp else math.nan
+
+
 def fit_ngram_on_shards(units_dir: str, n_units: int, order: int = 3) -> NgramUnitLM:
     """A unit n-gram LM on every utterance of a unit-shard folder (what a SpeechLM trained on)."""
     from twistlm.train.data import read_units

@@ -382,7 +382,8 @@ def _controls(out: Path) -> dict[str, Any]:
     the paired warm - cold difference per benchmark and on the mean."""
     import json
 
-    from twistlm.eval.controls import paired_benchmark_differences
+    from twistlm.eval.controls import ngram_cross_entropy, paired_benchmark_differences
+    from twistlm.train.data import read_units
 
     def pair_records(start: str) -> dict[str, list[dict]]:
         d = out / "eval" / start / "pairs"
@@ -393,7 +394,15 @@ def _controls(out: Path) -> dict[str, Any]:
         }
 
     diff = paired_benchmark_differences(pair_records("warm"), pair_records("cold"))
+    n_units = int(read_json(out / "units" / "tokenizer.json")["n_units"])
+    train = [u.tolist() for u in read_units(out / "units").units]
+    val = [u.tolist() for u in read_units(out / "units-heldout").units]
     res = {
+        # what counting alone reaches on the validation set (same tokens as the LMs' val loss)
+        "val_loss_count_models": {
+            name: ngram_cross_entropy(train, val, n_units, order)
+            for name, order in (("unigram", 1), ("bigram", 2), ("trigram", 3))
+        },
         "controls": read_json(out / "eval" / "warm" / "results.json").get("controls") or {},
         "warm_minus_cold": {k: d.to_dict() for k, d in diff.items()},
     }

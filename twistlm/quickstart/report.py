@@ -55,6 +55,27 @@ def mean_accuracy(benches: dict[str, Any]) -> float | None:
     return None if any(a is None for a in accs) else sum(accs) / len(accs)
 
 
+def _count_model_line(counts: dict[str, float], warm: float | None, cold: float | None) -> str:
+    """The count-model controls of the loss headline, and where the two LMs stand against them."""
+    if not counts:
+        return "- Count-model controls: not computed."
+    line = (
+        "- Controls on the same validation tokens (count models fitted on the training units): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in counts.items())
+        + " nats per unit."
+    )
+    bigram = counts.get("bigram")
+    if bigram is not None and warm is not None and cold is not None:
+        if min(warm, cold) > bigram:
+            line += (
+                " Both LMs are still above the bigram count model: at this budget neither has "
+                "learned all that counting neighbouring units gives."
+            )
+        elif warm <= bigram < cold:
+            line += " Warm is below the bigram count model, cold is not."
+    return line
+
+
 def _pct(x: float | None) -> float | None:
     return None if x is None else 100 * x
 
@@ -244,6 +265,7 @@ def write_report(
         "tokenizer_report": (stages.get("tokenizer-report") or {}).get("result"),
         "controls": ctrl.get("controls"),
         "warm_minus_cold": ctrl.get("warm_minus_cold"),
+        "val_loss_count_models": ctrl.get("val_loss_count_models"),
         "eval": {s: ev[s]["benchmarks"] for s in ev},
         "topline": top,
         "vocoder": voc,
@@ -285,6 +307,7 @@ def write_report(
         ),
         "- Tokens warm needed to reach cold's final loss: "
         + (f"**{warm_reaches:,}**." if warm_reaches is not None else "never within the run."),
+        _count_model_line(ctrl.get("val_loss_count_models") or {}, w_final, c_final),
         "",
         "![validation loss](loss.png)",
         "",
