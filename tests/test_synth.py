@@ -224,3 +224,22 @@ def test_balance_by_length_alternates_shorter_and_longer_units():
     assert shorter == len(picked) / 2
     # not enough "shorter" units: the rest comes from the other list
     assert len(balance_by_length("swuggy", pairs, seconds, n=12)) == 12
+
+
+def test_sblimp_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypatch):
+    from twistlm.synth import benchmarks as bm
+
+    real = bm._sblimp
+    asked = []
+
+    def limited(out, n, voices, seed):
+        asked.append(n)
+        if n > 6:  # templates "give" only 6 pairs
+            raise ValueError("cannot build")
+        return real(out, n, voices, seed)
+
+    monkeypatch.setattr(bm, "_sblimp", limited)
+    monkeypatch.setattr(bm, "run_jobs", lambda jobs, *a, **k: {j.path: 1.0 for j in jobs})
+    monkeypatch.setattr(bm, "resolve_voices", lambda names, what: list(names))
+    s = bm.synthesize_benchmarks(tmp_path, n_pairs=4, voices=["flite:kal16"], benchmarks=["sblimp"])
+    assert asked == [8, 6] and s.n_pairs["sblimp"] == 4
