@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from twistlm.eval.metrics import bootstrap_interval
+from twistlm.eval.metrics import aggregation_key, bootstrap_interval
 
 
 def length_rule_outcomes(
@@ -138,13 +138,7 @@ def unit_outcomes(kind: str, records: Sequence[dict], rule: str = "mean") -> dic
     """
     groups: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        m = r.get("meta") or {}
-        if kind == "swuggy" and m.get("id") is not None:
-            key = str(m["id"])
-        elif kind == "sblimp" and m.get("id") is not None:
-            key = f"{m.get('type')}|{m.get('subtype')}|{m['id']}"
-        else:
-            key = str(r["pair_id"])
+        key = aggregation_key(kind, r.get("meta"), r["pair_id"])
         groups[key].append(float(r[f"outcome_{rule}"]))
     return {k: float(np.mean(v)) for k, v in groups.items()}
 

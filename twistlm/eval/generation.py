@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from twistlm.lm.generate import PRESETS, TWIST_PROMPT_SECONDS, TWIST_TEMPERATURE, generate_units
+from twistlm.sequences import edit_distance  # word edits for WER
 
 # ---------------------------------------------------------------------------- pure metrics
 _PUNCT = re.compile(r"[^\w\s']")
@@ -68,17 +69,6 @@ def normalize_text(text: str) -> list[str]:
     """Lowercase, drop punctuation (keeping apostrophes inside words), split on whitespace."""
     text = _PUNCT.sub(" ", text.lower().replace("-", " "))
     return [w.strip("'") for w in text.split() if w.strip("'")]
-
-
-def edit_distance(ref: Sequence[Any], hyp: Sequence[Any]) -> int:
-    """Levenshtein distance (substitution, deletion, insertion cost 1) between token lists."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
 
 
 def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:

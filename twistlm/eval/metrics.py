@@ -274,6 +274,17 @@ def _storycloze_from_meta(outcomes, metas, pair_ids, ci):
     return storycloze_metrics(outcomes, ci)
 
 
+def aggregation_key(kind: str, meta: dict | None, pair_id: str) -> str:
+    """The unit a benchmark averages over: sWUGGY ``id``, sBLIMP (type, subtype, id), else the
+    pair (sSC / tSC, or pairs without ids), as the metrics above aggregate."""
+    m = meta or {}
+    if kind == "swuggy" and m.get("id") is not None:
+        return str(m["id"])
+    if kind == "sblimp" and m.get("id") is not None:
+        return f"{m.get('type')}|{m.get('subtype')}|{m['id']}"
+    return str(pair_id)
+
+
 # kind -> f(outcomes, metas, pair_ids, ci) -> BenchmarkMetrics (one signature per kind)
 METRICS: dict[str, Callable[..., BenchmarkMetrics]] = {
     "swuggy": _swuggy_from_meta,

@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from twistlm.eval.metrics import aggregation_key
 from twistlm.io import ErrorLog, atomic_write_text, write_json
 from twistlm.synth.lexicon import make_word_pairs
 from twistlm.synth.parallel import Job, SynthIndex, run_jobs
@@ -170,15 +171,6 @@ def _storycloze(out: Path, n: int, voices: list[str], seed: int) -> dict[str, li
     return res
 
 
-def _unit_key(kind: str, p: _Pair) -> str:
-    """The benchmark's aggregation unit: sWUGGY id, sBLIMP (type, subtype, id), else the pair."""
-    if kind == "swuggy":
-        return p.meta["id"]
-    if kind == "sblimp":
-        return f"{p.meta['type']}|{p.meta['subtype']}|{p.meta['id']}"
-    return p.pair_id
-
-
 def balance_by_length(
     kind: str, pairs: list[_Pair], seconds: dict[str, float], n: int
 ) -> list[_Pair]:
@@ -193,7 +185,7 @@ def balance_by_length(
     groups: dict[str, list[_Pair]] = {}
     for p in pairs:
         if p.pos.path in seconds and p.neg.path in seconds:
-            groups.setdefault(_unit_key(kind, p), []).append(p)
+            groups.setdefault(aggregation_key(kind, p.meta, p.pair_id), []).append(p)
     shorter, longer = [], []
     for members in groups.values():
         d = sum(seconds[p.pos.path] - seconds[p.neg.path] for p in members) / len(members)

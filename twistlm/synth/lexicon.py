@@ -17,6 +17,8 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 
+from twistlm.sequences import edit_distance  # the package's one edit distance (phone edits)
+
 _RUN = re.compile(r"[aeiou]+|[^aeiou]+")
 _STRESS = re.compile(r"[',%=]")
 
@@ -88,16 +90,6 @@ def espeak_phonemes(words: list[str]) -> list[list[str]] | None:
     if proc.returncode != 0 or len(lines) != len(words):
         return None
     return [[t for t in _STRESS.sub("", ln).split("_") if t] for ln in lines]
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
 
 
 def select_words(vocab: Counter, n: int, rng: random.Random) -> list[str]:
