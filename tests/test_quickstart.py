@@ -8,6 +8,7 @@ import soundfile as sf
 from tiny_text_lm import make_tiny_text_lm  # noqa: I001  (tests/ is on sys.path)
 
 from twistlm.quickstart import run_quickstart, smoke_config
+from twistlm.quickstart.config import budget_steps
 from twistlm.quickstart.pipeline import STAGES
 from twistlm.quickstart.report import results_table, tokens_to_reach, warm_leads
 from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, DEFAULT_TRAIN_VOICES, is_available
@@ -42,6 +43,28 @@ def test_results_table_mean_controls_and_paired_difference():
     )
 
 
+def test_budget_steps_halve_the_run():
+    assert budget_steps(160, 4) == (20, 40, 80)
+    assert budget_steps(160, 1) == budget_steps(160, 0) == ()
+    assert budget_steps(3, 4) == (1, 2)  # tiny runs: duplicates and the final step dropped
+
+
+def test_recipes_on_the_command_line():
+    import argparse
+
+    from twistlm.quickstart import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    long = config_from_args(p.parse_args(["--recipe", "long", "--hours", "2"]))
+    assert long.scaling_points == 4 and long.n_pairs == 1000 and long.hours == 2.0
+    assert long.out == "quickstart-long"
+    assert config_from_args(p.parse_args([])).scaling_points == 0
+    assert config_from_args(p.parse_args(["--smoke"])).smoke
+    with pytest.raises(SystemExit):
+        config_from_args(p.parse_args(["--smoke", "--recipe", "long"]))
+
+
 def test_tokens_to_reach():
     curve = [(0, 6.0), (100, 4.0), (200, 3.0)]
     assert tokens_to_reach(curve, 4.0) == 100
@@ -65,6 +88,7 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
         n_units=16,
         block_size=64,
         eval_points=3,
+        scaling_points=2,
         asr=False,
     )
     res = run_quickstart(cfg)
@@ -107,6 +131,19 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     assert "warm - cold" in (rep / "report.md").read_text()
     counts = res["val_loss_count_models"]
     assert set(counts) == {"unigram", "bigram", "trigram"} and counts["unigram"] > 0
+    # scaling study: an earlier budget (snapshots of both runs) and the final models
+    pts = res["scaling"]["points"]
+    steps, planned = res["train"]["warm"]["steps"], res["train"]["warm"]["planned_steps"]
+    assert [p["step"] for p in pts] == [round(planned / 2), steps]  # a time cap may end early
+    for p in pts:
+        assert set(p["val_loss"]) == {"warm", "cold"} and p["val_loss"]["warm"] is not None
+        assert set(p["warm_minus_cold"]) == {"swuggy", "sblimp", "ssc", "tsc", "mean"}
+    assert pts[-1]["warm_minus_cold"] == res["warm_minus_cold"]
+    assert (rep / "scaling.png").stat().st_size > 0
+    assert "Scaling study" in (rep / "report.md").read_text()
+    # benchmarks balanced on unit counts: the units were cached for eval while balancing
+    bench = json.loads((out / "benchmarks" / "benchmarks.json").read_text())
+    assert bench.get("balanced_by") == "units"
     wavs = sorted((rep / "samples").glob("*.wav"))
     assert wavs, "no continuation sample"
     wav, sr = sf.read(wavs[0])
@@ -115,7 +152,7 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     run_quickstart(cfg)
     log = capsys.readouterr().out
-    assert log.count("skipped") == len(STAGES)
+    assert log.count("skipped") == len(STAGES)  # every stage, the scaling study included
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path):

@@ -100,18 +100,33 @@ def test_corpus_uses_train_voices_only_and_resumes(tmp_path):
         synthesize_corpus(tmp_path, hours=0.01, voices=HELDOUT[:1], heldout_voices=HELDOUT)
 
 
+def _assert_minimal_pair(p):
+    """One word substituted, or (word order) two adjacent words swapped."""
+    g, b = p.good.split(), p.bad.split()
+    assert len(g) == len(b) and g != b, (p.good, p.bad)
+    diff = [i for i in range(len(g)) if g[i] != b[i]]
+    if p.type == "word_order":
+        assert len(diff) == 2 and diff[1] == diff[0] + 1, (p.good, p.bad)
+        assert (g[diff[0]], g[diff[1]]) == (b[diff[1]], b[diff[0]])
+    else:
+        assert len(diff) == 1, (p.good, p.bad)
+
+
 def test_sblimp_pairs_differ_in_one_word_or_one_adjacent_swap():
     pairs = make_sentence_pairs(len(PHENOMENA) * 6, seed=1)
     assert {(p.type, p.subtype) for p in pairs} == set(PHENOMENA)
     for p in pairs:
-        g, b = p.good.split(), p.bad.split()
-        assert len(g) == len(b) and g != b
-        diff = [i for i in range(len(g)) if g[i] != b[i]]
-        if p.type == "word_order":
-            assert len(diff) == 2 and diff[1] == diff[0] + 1
-            assert (g[diff[0]], g[diff[1]]) == (b[diff[1]], b[diff[0]])
-        else:
-            assert len(diff) == 1, (p.good, p.bad)
+        _assert_minimal_pair(p)
+
+
+def test_sblimp_templates_give_thousands_of_distinct_pairs():
+    pairs = make_sentence_pairs(3000, seed=0)
+    assert len(pairs) == 3000 and len({p.good for p in pairs}) == 3000
+    per = Counter((p.type, p.subtype) for p in pairs)
+    assert set(per) == set(PHENOMENA) and min(per.values()) >= 3000 // len(PHENOMENA)
+    for p in pairs:
+        _assert_minimal_pair(p)
+    assert pairs[:50] == make_sentence_pairs(50, seed=0)  # deterministic, prefix-stable
 
 
 def test_stories_share_context_and_endings_differ():
@@ -168,10 +183,8 @@ def test_benchmarks_layouts_parse_with_readers(tmp_path):
             assert f.negative_text == j.negative_text != j.positive_text
             assert j.meta["context"] in f.positive_text and j.meta["context"] in f.negative_text
         assert folder[0].positive.load().dtype == np.float32
-    # sSC and tSC share the story and its true-ending audio
-    ssc, tsc = read_benchmark("ssc", tmp_path), read_benchmark("tsc", tmp_path)
-    assert [r.positive_text for r in ssc] == [r.positive_text for r in tsc]
-    assert Path(ssc[0].positive.path).read_bytes() == Path(tsc[0].positive.path).read_bytes()
+    _assert_tsc_shares_ssc_audio(tmp_path)
+    assert json.loads((tmp_path / "benchmarks.json").read_text())["balanced_by"] == "seconds"
     # determinism: a second run with the same seed writes the same indexes
     synthesize_benchmarks(tmp_path / "again", n_pairs=n, voices=HELDOUT, text_source="generator")
     for sub in ("lexical/dev/gold.csv", "syntactic/dev/gold.csv"):
@@ -186,7 +199,8 @@ def test_benchmark_rerun_with_other_size_or_seed_leaves_no_stale_audio(tmp_path)
     from twistlm.synth.benchmarks import synthesize_benchmarks
 
     _need("flite:kal16")
-    kw = dict(voices=["flite:kal16"], benchmarks=("ssc", "tsc"), workers=1)
+    # unbalanced: the kept stories are 0..n-1, so file names of the two runs overlap
+    kw = dict(voices=["flite:kal16"], benchmarks=("ssc", "tsc"), workers=1, balance_length=False)
     synthesize_benchmarks(tmp_path, n_pairs=3, seed=0, **kw)
     before = (tmp_path / "sSC" / "0_correct.wav").read_bytes()
     synthesize_benchmarks(tmp_path, n_pairs=2, seed=1, **kw)  # smaller, other stories
@@ -202,28 +216,123 @@ def test_benchmark_rerun_with_other_size_or_seed_leaves_no_stale_audio(tmp_path)
 DIRS_SC = {"ssc": "sSC", "tsc": "tSC"}
 
 
+def _assert_tsc_shares_ssc_audio(root):
+    """Every tSC true ending exists; for a story in sSC too it is the sSC audio (same bytes)."""
+    ssc = {r.pair_id: r for r in read_benchmark("ssc", root)}
+    for r in read_benchmark("tsc", root):
+        tsc_audio = Path(r.positive.path).read_bytes()
+        if r.pair_id in ssc:
+            assert r.positive_text == ssc[r.pair_id].positive_text
+            assert tsc_audio == Path(ssc[r.pair_id].positive.path).read_bytes()
+    return set(ssc)
+
+
+def _fake_run_jobs(jobs, *args, index=None, **kwargs):
+    """Stand-in for synthesis: a tiny file per job, "1 second" each (keyed by path)."""
+    from twistlm.synth.parallel import job_stamp
+
+    for j in jobs:
+        Path(j.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(j.path).write_bytes(j.text.encode())
+        if index is not None:
+            index.stamps[j.path] = job_stamp(j)
+    return {j.path: 1.0 for j in jobs}
+
+
+def test_lengths_callable_decides_the_balance(tmp_path, monkeypatch):
+    from twistlm.synth import benchmarks as bm
+
+    monkeypatch.setattr(bm, "run_jobs", _fake_run_jobs)
+    monkeypatch.setattr(bm, "resolve_voices", lambda names, what: list(names))
+    voices = ["flite:kal16"]
+    cands = bm._sblimp(tmp_path, 8, voices, 0)  # the candidates synthesize_benchmarks builds
+    shorter = {cands[5].pos.path, cands[7].pos.path}  # only these have the shorter positive
+    negatives, calls = {p.neg.path for p in cands}, []
+
+    def units(paths):  # negatives 4 units; positives 3 (the chosen two) or 5
+        calls.append(list(paths))
+        return {x: 4 if x in negatives else 3 if x in shorter else 5 for x in paths}
+
+    s = bm.synthesize_benchmarks(
+        tmp_path, n_pairs=4, voices=voices, benchmarks=["sblimp"], lengths=units
+    )
+    assert len(calls) == 1
+    assert sorted(calls[0]) == sorted(j.path for p in cands for j in (p.pos, p.neg))
+    index = read_benchmark("sblimp", tmp_path / "syntactic/dev", layout="pairs-jsonl")
+    # alternately "positive shorter" and "positive longer", in generated order
+    assert [r.positive.path for r in index] == [cands[i].pos.path for i in (5, 0, 7, 1)]
+    assert s.n_pairs == {"sblimp": 4}
+    assert s.balanced_by == "units"
+    assert json.loads((tmp_path / "benchmarks.json").read_text())["balanced_by"] == "units"
+
+
+@pytest.mark.tts
+def test_storycloze_sets_are_length_balanced_and_share_true_endings(tmp_path):
+    from twistlm.synth import benchmarks as bm
+
+    _need("flite:kal16")
+    n, voices = 4, ["flite:kal16"]
+    texts = {  # wav path -> text of every candidate (2n stories), in both output folders
+        j.path: j.text
+        for root, m in ((tmp_path, 2 * n), (tmp_path / "t", 4))
+        for ps in bm._storycloze(root, m, voices, 0).values()
+        for p in ps
+        for j in (p.pos, p.neg)
+    }
+    calls = []
+
+    def words(paths):  # a length that does not depend on the TTS engine
+        calls.append(list(paths))
+        return {x: len(texts[x].split()) for x in paths}
+
+    kw = dict(voices=voices, benchmarks=("ssc", "tsc"), workers=1, lengths=words)
+    s = bm.synthesize_benchmarks(tmp_path, n_pairs=n, lengths_name="words", **kw)
+    assert s.n_pairs == {"ssc": n, "tsc": n} and s.n_failed == 0 and s.balanced_by == "words"
+    # tSC true endings are measured on their sSC source, never passed themselves
+    assert not [x for x in calls[0] if "tSC" in x and x.endswith("_correct.wav")]
+    ssc_ids = _assert_tsc_shares_ssc_audio(tmp_path)
+    for kind in ("ssc", "tsc"):
+        recs = read_benchmark(kind, tmp_path)
+        folder = read_benchmark(kind, tmp_path / DIRS_SC[kind], layout="storycloze-folder")
+        assert sorted(r.pair_id for r in folder) == sorted(r.pair_id for r in recs)  # no spares
+        rule = sum(
+            len(r.positive_text.split()) < len(r.negative_text.split()) for r in recs
+        )  # "fewer units wins" picks the positive
+        assert abs(rule - n / 2) <= 1
+    tsc_ids = {r.pair_id for r in read_benchmark("tsc", tmp_path)}
+    # the kinds keep different stories: shared ones share audio, a tSC-only source was removed
+    assert tsc_ids & ssc_ids and tsc_ids - ssc_ids
+    for k in tsc_ids - ssc_ids:
+        assert (tmp_path / "tSC" / f"{k}_correct.wav").is_file()
+        assert not (tmp_path / "sSC" / f"{k}_correct.wav").exists()
+    # only tSC: its true endings are spoken, not copied
+    s = bm.synthesize_benchmarks(tmp_path / "t", n_pairs=2, **{**kw, "benchmarks": ("tsc",)})
+    assert s.n_pairs == {"tsc": 2} and not (tmp_path / "t" / "sSC").exists()
+    assert all(Path(r.positive.path).is_file() for r in read_benchmark("tsc", tmp_path / "t"))
+
+
 def test_balance_by_length_alternates_shorter_and_longer_units():
     from twistlm.synth.benchmarks import _Pair, balance_by_length
     from twistlm.synth.parallel import Job
 
-    def pair(i, voice, pos_s, neg_s, seconds):
+    def pair(i, voice, pos_len, neg_len, lengths):
         pos = Job(f"p{i}{voice}", voice, "w", f"/x/p{i}{voice}.wav")
         neg = Job(f"n{i}{voice}", voice, "nw", f"/x/n{i}{voice}.wav")
-        seconds[pos.path], seconds[neg.path] = pos_s, neg_s
+        lengths[pos.path], lengths[neg.path] = pos_len, neg_len
         return _Pair(f"{i}:{voice}", pos, neg, "w", "nw", "lexical", {"id": str(i)})
 
-    seconds: dict[str, float] = {}
+    lengths: dict[str, float] = {}  # seconds or unit counts: any length per wav path
     # ids 0-5 positive longer (as un-matched non-words often are), 6-7 positive shorter
-    pairs = [pair(i, v, 1.0 + (0.2 if i < 6 else -0.2), 1.0, seconds) for i in range(8)
+    pairs = [pair(i, v, 10 + (2 if i < 6 else -2), 10, lengths) for i in range(8)
              for v in ("a", "b")]  # fmt: skip
-    pairs.append(pair(9, "a", 1.0, 0.5, {}))  # no audio: dropped
-    picked = balance_by_length("swuggy", pairs, seconds, n=8)
+    pairs.append(pair(9, "a", 10, 5, {}))  # no length: dropped
+    picked = balance_by_length("swuggy", pairs, lengths, n=8)
     ids = [p.meta["id"] for p in picked]
     assert ids == ["6", "6", "0", "0", "7", "7", "1", "1"]  # both voices of an id stay together
-    shorter = sum(seconds[p.pos.path] < seconds[p.neg.path] for p in picked)
+    shorter = sum(lengths[p.pos.path] < lengths[p.neg.path] for p in picked)
     assert shorter == len(picked) / 2
     # not enough "shorter" units: the rest comes from the other list
-    assert len(balance_by_length("swuggy", pairs, seconds, n=12)) == 12
+    assert len(balance_by_length("swuggy", pairs, lengths, n=12)) == 12
 
 
 def test_sblimp_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypatch):
@@ -243,3 +352,24 @@ def test_sblimp_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypat
     monkeypatch.setattr(bm, "resolve_voices", lambda names, what: list(names))
     s = bm.synthesize_benchmarks(tmp_path, n_pairs=4, voices=["flite:kal16"], benchmarks=["sblimp"])
     assert asked == [8, 6] and s.n_pairs["sblimp"] == 4
+
+
+def test_story_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypatch):
+    from twistlm.synth import benchmarks as bm
+
+    real, asked = bm.make_stories, []
+
+    def limited(n, seed=0):
+        asked.append(n)
+        if n > 6:  # templates "give" only 6 stories
+            raise ValueError("cannot build")
+        return real(n, seed)
+
+    monkeypatch.setattr(bm, "make_stories", limited)
+    monkeypatch.setattr(bm, "run_jobs", _fake_run_jobs)
+    monkeypatch.setattr(bm, "resolve_voices", lambda names, what: list(names))
+    s = bm.synthesize_benchmarks(
+        tmp_path, n_pairs=4, voices=["flite:kal16"], benchmarks=["ssc", "tsc"]
+    )
+    assert asked == [8, 6] and s.n_pairs == {"ssc": 4, "tsc": 4}
+    _assert_tsc_shares_ssc_audio(tmp_path)

@@ -112,6 +112,37 @@ def test_resume_matches_uninterrupted(setup, tmp_path):
     assert b[12]["val_loss"] == pytest.approx(a[12]["val_loss"], abs=1e-6)
 
 
+def test_snapshots_are_the_model_at_their_step(setup, tmp_path):
+    """A snapshot is a loadable SpeechLM equal to the checkpoint of that step, validated there."""
+    from safetensors.torch import load_file
+
+    from twistlm.lm.model import SpeechLM
+
+    run = tmp_path / "snap"
+    train(
+        _cfg(
+            setup,
+            run,
+            "budget.max_steps=6",
+            "logging.eval_every=0",
+            "logging.checkpoint_every=2",
+            "logging.keep_checkpoints=3",
+            "logging.snapshot_steps=[2, 4]",
+        )
+    )
+    snaps = sorted(p.name for p in (run / "snapshots").iterdir())
+    assert snaps == ["step-00000002", "step-00000004"]
+    for step in (2, 4):
+        snap = run / "snapshots" / f"step-{step:08d}"
+        ckpt = run / "checkpoints" / f"step-{step:08d}"
+        a, b = load_file(snap / "model.safetensors"), load_file(ckpt / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert SpeechLM.from_pretrained(snap).meta["trained"]["steps"] == step
+    final = load_file(run / "model" / "model.safetensors")
+    assert not all(torch.equal(final[k], a[k]) for k in a)  # the final model moved on
+    assert [r["step"] for r in _metrics(run) if "val_loss" in r] == [0, 2, 4, 6]
+
+
 def test_budgets_stop(setup, tmp_path):
     r = train(
         _cfg(

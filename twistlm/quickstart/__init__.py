@@ -7,10 +7,18 @@ the same token budget, evaluates both (plus a text topline), trains a small voco
 held-out spoken prompts and writes report/ (table, plots, wavs). Rerunning resumes: finished
 stages are skipped.
 
+recipes (every option below overrides the recipe's value):
+  default   ~20 min on 2 CPU cores: 1 h of speech, full-depth SmolLM2, 1000 sWUGGY/sBLIMP pairs
+  smoke     every stage in under 3 minutes (tiny settings; a first look, not a result)
+  long      the scaling study, ~80 min: 6 h of speech, ~10x the default's training tokens, warm
+            and cold scored at four budgets (1/8, 1/4, 1/2, all of the run): accuracy and loss vs
+            tokens (report/scaling.png)
+
 examples:
-  twistlm quickstart                       # ~20 min on 2 CPU cores
-  twistlm quickstart --smoke               # every stage in under 3 minutes
-  twistlm quickstart --minutes 60 --hours 3 --out qs-long
+  twistlm quickstart
+  twistlm quickstart --smoke
+  twistlm quickstart --recipe long              # writes quickstart-long/
+  twistlm quickstart --minutes 60 --hours 3 --out qs-60
 """
 
 from __future__ import annotations
@@ -18,18 +26,39 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from twistlm.quickstart.config import QUICKSTART_FEATURES, QuickstartConfig, smoke_config
+from twistlm.quickstart.config import (
+    QUICKSTART_FEATURES,
+    RECIPES,
+    QuickstartConfig,
+    long_config,
+    smoke_config,
+)
 from twistlm.quickstart.pipeline import run_quickstart
 
-__all__ = ["QuickstartConfig", "smoke_config", "run_quickstart", "add_arguments", "run"]
+__all__ = [
+    "QuickstartConfig",
+    "smoke_config",
+    "long_config",
+    "run_quickstart",
+    "add_arguments",
+    "run",
+]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = QuickstartConfig()
     p.add_argument(
-        "--out", default=None, help="output folder (default: quickstart, or quickstart-smoke)"
+        "--out",
+        default=None,
+        help="output folder (default: quickstart, quickstart-smoke or quickstart-long)",
     )
-    p.add_argument("--smoke", action="store_true", help="tiny settings: every stage in < 3 minutes")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="default",
+        help="settings to start from (see above; default: default)",
+    )
+    p.add_argument("--smoke", action="store_true", help="same as --recipe smoke")
     p.add_argument(
         "--minutes",
         type=float,
@@ -77,16 +106,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> QuickstartConfig:
     fields = {f.name for f in dataclasses.fields(QuickstartConfig)}
-    over = {k: v for k, v in vars(args).items() if k in fields and v is not None and k != "smoke"}
+    over = {
+        k: v
+        for k, v in vars(args).items()
+        if k in fields and v is not None and k not in ("smoke", "recipe")
+    }
     if args.no_topline:
         over["topline"] = False
     if args.no_asr:
         over["asr"] = False
     if args.out is None:
         over.pop("out", None)
-    if args.smoke:
-        return smoke_config(**over)
-    return QuickstartConfig(**over)
+    recipe = "smoke" if args.smoke else getattr(args, "recipe", "default")
+    if args.smoke and getattr(args, "recipe", "default") not in ("default", "smoke"):
+        raise SystemExit("--smoke and --recipe long are two different recipes: pick one")
+    return RECIPES[recipe](**over)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,6 +40,9 @@ class QuickstartConfig:
         train_share: fraction of ``minutes`` given to LM training (split between warm and cold).
         vocoder_share: fraction of ``minutes`` given to vocoder training.
         eval_points: validation evaluations per training run (for the loss-vs-tokens figure).
+        scaling_points: budgets of the scaling study (0 = none, the default; ``--recipe long``
+            uses 4): both models are also saved and scored at 1/2, 1/4, ... of the planned
+            steps of one cosine run, beside the final models (see :func:`budget_steps`).
         n_prompts: held-out spoken prompts continued with the warm model.
         n_heldout_sentences: sentences (not in the training text) spoken by every held-out voice:
             the validation set of the loss curves and the tokenizer's cross-voice report.
@@ -53,7 +56,7 @@ class QuickstartConfig:
     out: str = "quickstart"
     minutes: float = 20.0
     hours: float = 1.0
-    n_pairs: int = 300
+    n_pairs: int = 1000
     n_story_pairs: int = 60
     n_units: int = 500
     features: str = "whisper-base"
@@ -69,6 +72,7 @@ class QuickstartConfig:
     train_share: float = 0.35
     vocoder_share: float = 0.1
     eval_points: int = 8
+    scaling_points: int = 0
     n_prompts: int = 3
     n_heldout_sentences: int = 60
     topline: bool = True
@@ -86,6 +90,8 @@ class QuickstartConfig:
             raise ConfigError("n_heldout_sentences must be >= 2")
         if self.n_pairs < 1 or self.n_story_pairs < 1 or self.n_prompts < 0:
             raise ConfigError("n_pairs, n_story_pairs must be >= 1 and n_prompts >= 0")
+        if not 0 <= self.scaling_points <= 6:
+            raise ConfigError(f"scaling_points must be in 0..6, got {self.scaling_points}")
         if self.features not in QUICKSTART_FEATURES:
             raise ConfigError(
                 f"features must be one of {sorted(QUICKSTART_FEATURES)}, got {self.features!r}"
@@ -100,10 +106,22 @@ class QuickstartConfig:
     def vocoder_seconds(self) -> float:
         return self.minutes * 60 * self.vocoder_share
 
-    def planned_steps(self, tokens_per_s: float) -> int:
-        """Optimizer steps one model reaches in its time budget at ``tokens_per_s``."""
-        tokens = self.train_seconds_per_model * tokens_per_s
+    def planned_steps(self, tokens_per_s: float, warmup_s: float = 0.0) -> int:
+        """Optimizer steps one model reaches in its time budget at ``tokens_per_s`` after a
+        ``warmup_s`` start-up (at most half the budget is given to it)."""
+        seconds = max(self.train_seconds_per_model - warmup_s, self.train_seconds_per_model / 2)
+        tokens = seconds * tokens_per_s
         return max(4, int(tokens // (self.block_size * self.batch_size)))
+
+
+def budget_steps(planned: int, points: int) -> tuple[int, ...]:
+    """Steps of the scaling study's earlier budgets: ``planned / 2**k`` for k = points-1 .. 1.
+
+    The last budget is the full run (the final model), so it is not listed. Budgets are
+    checkpoints of one cosine run over ``planned`` steps, not separately annealed runs.
+    """
+    steps = {max(1, round(planned / 2**k)) for k in range(1, max(points, 1))}
+    return tuple(sorted(s for s in steps if s < planned))
 
 
 def smoke_config(out: str = "quickstart-smoke", **overrides) -> QuickstartConfig:
@@ -127,3 +145,27 @@ def smoke_config(out: str = "quickstart-smoke", **overrides) -> QuickstartConfig
         smoke=True,
     )
     return dataclasses.replace(base, **overrides)
+
+
+def long_config(out: str = "quickstart-long", **overrides) -> QuickstartConfig:
+    """The scaling study (``twistlm quickstart --recipe long``): about 80 minutes on 2 CPU cores.
+
+    6 h of speech, the full-depth text LM as in the default, 1000 sWUGGY/sBLIMP pairs and 100
+    story pairs, 20 minutes of training per model (about 10x the default's tokens), and warm and
+    cold scored at 4 budgets (1/8, 1/4, 1/2 and all of the run's tokens).
+    """
+    base = QuickstartConfig(
+        out=out,
+        minutes=80.0,
+        hours=6.0,
+        n_pairs=1000,
+        n_story_pairs=100,
+        train_share=0.5,
+        vocoder_share=0.02,
+        eval_points=16,
+        scaling_points=4,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+RECIPES = {"default": QuickstartConfig, "smoke": smoke_config, "long": long_config}

@@ -3,19 +3,22 @@
 Layout of ``cfg.out``::
 
     corpus/       synthetic training speech (wavs/, manifest.jsonl)        twistlm synth corpus
-    benchmarks/   sWUGGY / sBLIMP / sSC / tSC-style sets, held-out voices  twistlm synth benchmarks
-    heldout/      other sentences spoken by every held-out voice (validation, tokenizer report)
     tokenizer/    offline tokenizer (Whisper-base encoder + k-means)       twistlm fit-kmeans
     units/        unit shards of the corpus                                twistlm tokenize
+    benchmarks/   sWUGGY / sBLIMP / sSC / tSC-style sets, held-out voices  twistlm synth benchmarks
+                  (2x candidates, cut so "fewer units wins" sits at chance: needs the tokenizer)
+    heldout/      other sentences spoken by every held-out voice (validation, tokenizer report)
     units-heldout/ unit shards of heldout/ (the validation set of both LMs)
     tokenizer-report/ cross-voice consistency of the units                 twistlm tokenizer-report
     runs/warm, runs/cold   training runs (metrics.jsonl, checkpoints/, model/)   twistlm train
     models/warm, models/cold -> the trained SpeechLM dirs (copies of runs/*/model)
     eval/warm, eval/cold   results.json, results.md, submission/           twistlm eval
     controls/     length-only and unit n-gram rules, paired warm - cold differences
+    scaling/      (--recipe long) both models scored at earlier budgets: runs/*/snapshots/
     vocoder/      vocoder training run; vocoder/vocoder is the exported model  twistlm train-vocoder
     generation/   continuations of held-out prompts, ASR, PPL, auto-BLEU
-    report/       report.md, loss.png, accuracy.png, results.json, samples/*.wav
+    cache/units/  units of every benchmark utterance (made while balancing, reused by eval)
+    report/       report.md, loss.png, accuracy.png, scaling.png, results.json, samples/*.wav
     stages.json   finished stages with their timings and results (rerun skips them)
 """
 
@@ -31,7 +34,7 @@ from typing import Any
 from twistlm.config import ConfigError, save_config, to_dict
 from twistlm.hardware import bf16_is_fast, precision_name
 from twistlm.io import read_json, write_json
-from twistlm.quickstart.config import QuickstartConfig
+from twistlm.quickstart.config import QuickstartConfig, budget_steps
 
 BENCH_KINDS = ("swuggy", "sblimp", "ssc", "tsc")
 
@@ -69,20 +72,26 @@ class Stages:
 
 STAGES = [
     "corpus",
-    "benchmarks",
-    "heldout-speech",
     "tokenizer",
     "tokenize",
+    "benchmarks",
+    "heldout-speech",
     "tokenizer-report",
     "train-warm",
     "train-cold",
     "eval-warm",
     "eval-cold",
     "controls",
+    "scaling",
     "vocoder",
     "generation",
     "report",
 ]
+
+
+def stage_names(cfg: QuickstartConfig) -> list[str]:
+    """The stages of this run (the scaling study only where asked for)."""
+    return [s for s in STAGES if s != "scaling" or cfg.scaling_points > 0]
 
 
 def _train_config(
@@ -137,6 +146,7 @@ def _train_config(
             # for resuming and cost little of the time budget
             checkpoint_every=max(eval_every, decay_steps // 4),
             keep_checkpoints=1,
+            snapshot_steps=budget_steps(decay_steps, cfg.scaling_points),
         ),
         seed=cfg.seed,
         resume=True,
@@ -160,10 +170,16 @@ def check_same_settings(cfg: QuickstartConfig, path: Path) -> None:
         )
 
 
-def measure_tokens_per_s(cfg: QuickstartConfig, n_units: int) -> float:
-    """Training tokens/s of the quickstart model on this machine: one warm-up step, one timed.
+def measure_tokens_per_s(
+    cfg: QuickstartConfig, n_units: int, max_steps: int = 8
+) -> tuple[float, float]:
+    """(steady training tokens/s, warm-up seconds) of the quickstart model on this machine.
 
-    Plans the cosine horizon so that it ends with the time budget (the budget still stops).
+    The first steps of a CPU run are several times slower than the rest (measured on an AMX
+    Xeon: 3 steps at 100-250 tokens/s, then ~550 at full depth; kernel set-up and first-touch
+    memory), so steps are timed until two in a row agree within 15% and their mean is the
+    steady rate. The warm-up is what the slow steps cost beyond that rate: the plan subtracts it
+    from the time budget, because the training run pays it again.
     """
     import torch
 
@@ -177,32 +193,39 @@ def measure_tokens_per_s(cfg: QuickstartConfig, n_units: int) -> float:
         lm.vocab.offset, lm.vocab.vocab_size, (cfg.batch_size, cfg.block_size), generator=gen
     )
     fast = bf16_is_fast("cpu")
-    seconds = 0.0
-    for i in range(2):
+    times: list[float] = []
+    for _ in range(max_steps):
         t = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
             loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if i == 1:
-            seconds = time.perf_counter() - t
-    return ids.numel() / max(seconds, 1e-6)
+        times.append(time.perf_counter() - t)
+        if len(times) >= 3 and abs(times[-1] - times[-2]) <= 0.15 * min(times[-2:]):
+            break
+    steady = sum(times[-2:]) / 2
+    warmup = sum(max(0.0, t - steady) for t in times)
+    return ids.numel() / max(steady, 1e-6), warmup
 
 
 def _train_warm(cfg: QuickstartConfig, units: Path, out: Path) -> dict[str, Any]:
     from twistlm.data.shards import TOKENIZER_INFO
 
     n_units = int(read_json(units / TOKENIZER_INFO)["n_units"])
-    tok_per_s = measure_tokens_per_s(cfg, n_units)
-    planned = cfg.planned_steps(tok_per_s)
+    tok_per_s, warmup_s = measure_tokens_per_s(cfg, n_units)
+    planned = cfg.planned_steps(tok_per_s, warmup_s)
     precision = precision_name("cpu")
-    print(f"measured {tok_per_s:.0f} training tokens/s ({precision}) -> planning {planned} steps")
+    print(
+        f"measured {tok_per_s:.0f} training tokens/s ({precision}) after a {warmup_s:.0f} s "
+        f"warm-up -> planning {planned} steps"
+    )
     # the wall-clock cap is a safety net 25% above the plan; the step plan is the budget
     res = _train(cfg, "warm", units, out, planned, planned, 1.25 * cfg.train_seconds_per_model)
     return res | {
         "planned_steps": planned,
         "calibrated_tokens_per_s": tok_per_s,
+        "calibrated_warmup_s": warmup_s,
         "precision": precision,
     }
 
@@ -213,10 +236,10 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     check_same_settings(cfg, out / "quickstart.yaml")
     save_config(cfg, out / "quickstart.yaml")
-    st = Stages(out, STAGES)
+    st = Stages(out, stage_names(cfg))
     t_start = time.time()
 
-    # 1-2. speech: training corpus (training voices) and benchmarks (held-out voices)
+    # 1. speech: training corpus (training voices)
     from twistlm.synth.benchmarks import synthesize_benchmarks
     from twistlm.synth.corpus import synthesize_corpus
 
@@ -227,19 +250,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
             synthesize_corpus(out / "corpus", hours=cfg.hours, seed=cfg.seed, workers=cfg.workers)
         ),
     )
-    benches = st.run(
-        "benchmarks",
-        "synthesizing sWUGGY/sBLIMP/sSC/tSC-style pairs with held-out voices",
-        lambda: _benchmarks(cfg, out / "benchmarks", synthesize_benchmarks),
-    )
-    bench_paths = benches["paths"]
-    st.run(
-        "heldout-speech",
-        f"synthesizing {cfg.n_heldout_sentences} other sentences with every held-out voice",
-        lambda: _heldout_speech(cfg, out),
-    )
-
-    # 3-4. tokenizer: features + k-means, then the corpus to unit shards
+    # 2-3. tokenizer: features + k-means, then the corpus to unit shards
     tok_dir = out / "tokenizer"
     st.run(
         "tokenizer",
@@ -251,6 +262,18 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         "tokenize",
         "tokenizing the corpus into unit shards",
         lambda: _tokenize(tok_dir, out / "corpus" / "wavs", units),
+    )
+    # 4. benchmarks by held-out voices, balanced on the units the models will score
+    benches = st.run(
+        "benchmarks",
+        "synthesizing sWUGGY/sBLIMP/sSC/tSC-style pairs with held-out voices",
+        lambda: _benchmarks(cfg, out, tok_dir, synthesize_benchmarks),
+    )
+    bench_paths = benches["paths"]
+    st.run(
+        "heldout-speech",
+        f"synthesizing {cfg.n_heldout_sentences} other sentences with every held-out voice",
+        lambda: _heldout_speech(cfg, out),
     )
     st.run(
         "tokenizer-report",
@@ -292,6 +315,13 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
         lambda: _controls(out),
     )
 
+    if cfg.scaling_points:
+        st.run(
+            "scaling",
+            f"scoring both models at {cfg.scaling_points - 1} earlier budgets",
+            lambda: _scaling(cfg, out, bench_paths, tok_dir),
+        )
+
     # 9. vocoder
     st.run(
         "vocoder",
@@ -326,16 +356,47 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- stages
-def _benchmarks(cfg: QuickstartConfig, root: Path, synthesize_benchmarks) -> dict[str, Any]:
+def _benchmarks(cfg: QuickstartConfig, out: Path, tok_dir: Path, synthesize_benchmarks):
     from twistlm.synth.benchmarks import DIRS
 
+    root = out / "benchmarks"
+    lengths = _unit_counter(tok_dir, out / "cache" / "units")
     counts: dict[str, int] = {}
     for kinds, n in ((("swuggy", "sblimp"), cfg.n_pairs), (("ssc", "tsc"), cfg.n_story_pairs)):
         s = synthesize_benchmarks(
-            root, n_pairs=n, seed=cfg.seed, benchmarks=kinds, workers=cfg.workers
+            root,
+            n_pairs=n,
+            seed=cfg.seed,
+            benchmarks=kinds,
+            workers=cfg.workers,
+            lengths=lengths,
         )
         counts.update(s.n_pairs)
     return {"paths": {k: str(root / DIRS[k]) for k in counts}, "n_pairs": counts}
+
+
+def _unit_counter(tok_dir: Path, cache_dir: Path):
+    """paths -> number of (deduplicated) units, tokenized into the cache `twistlm eval` reads.
+
+    The length-only control counts units, so the benchmarks are balanced on unit counts.
+    """
+
+    def lengths(paths: list[str]) -> dict[str, float]:
+        from twistlm.eval.cache import UnitCache, tokenizer_fingerprint, utterance_key
+        from twistlm.eval.readers import AudioRef
+        from twistlm.eval.run import tokenize_refs
+        from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
+
+        tok = UnitTokenizer.from_pretrained(tok_dir)
+        info = tok.info()
+        cache = UnitCache(cache_dir, tokenizer_fingerprint(info, tok_dir, tok.centroids), info)
+        # the key is the file stem, as the benchmark readers name each utterance
+        refs = {p: AudioRef(Path(p).stem, p) for p in paths}
+        units, _ = tokenize_refs(list(refs.values()), tok, cache)
+        keys = {p: utterance_key(r.key, r.path, None) for p, r in refs.items()}
+        return {p: float(len(units[k])) for p, k in keys.items() if k in units}
+
+    return lengths
 
 
 def _heldout_speech(cfg: QuickstartConfig, out: Path) -> dict[str, Any]:
@@ -380,20 +441,12 @@ def _tokenizer_report(out: Path, tok_dir: Path) -> dict[str, Any]:
 def _controls(out: Path) -> dict[str, Any]:
     """The controls `twistlm eval` scored beside the warm model (same pairs, same units), and
     the paired warm - cold difference per benchmark and on the mean."""
-    import json
-
     from twistlm.eval.controls import ngram_cross_entropy, paired_benchmark_differences
     from twistlm.train.data import read_units
 
-    def pair_records(start: str) -> dict[str, list[dict]]:
-        d = out / "eval" / start / "pairs"
-        return {
-            k: [json.loads(ln) for ln in (d / f"{k}.jsonl").read_text().splitlines() if ln.strip()]
-            for k in BENCH_KINDS
-            if (d / f"{k}.jsonl").is_file()
-        }
-
-    diff = paired_benchmark_differences(pair_records("warm"), pair_records("cold"))
+    diff = paired_benchmark_differences(
+        _pair_records(out / "eval" / "warm"), _pair_records(out / "eval" / "cold")
+    )
     n_units = int(read_json(out / "units" / "tokenizer.json")["n_units"])
     train = [u.tolist() for u in read_units(out / "units").units]
     val = [u.tolist() for u in read_units(out / "units-heldout").units]
@@ -410,12 +463,107 @@ def _controls(out: Path) -> dict[str, Any]:
     return res
 
 
+KMEANS_FIT_HOURS = 1.0  # k-means sees at most this much of the corpus (seeded, all voices)
+
+
+def _fit_sample(rows: list[dict], hours: float, seed: int) -> list[str]:
+    """Paths of a seeded sample of the corpus of at most ``hours`` (all of it when shorter)."""
+    import random
+
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    picked, total = [], 0.0
+    for r in rows:
+        if picked and total + float(r.get("seconds", 0.0)) > hours * 3600:
+            break
+        picked.append(r["path"])
+        total += float(r.get("seconds", 0.0))
+    return picked
+
+
+def _pair_records(eval_dir: Path) -> dict[str, list[dict]]:
+    """Per-pair outcomes `twistlm eval` wrote (eval_dir/pairs/{kind}.jsonl)."""
+    import json
+
+    d = eval_dir / "pairs"
+    return {
+        k: [json.loads(ln) for ln in (d / f"{k}.jsonl").read_text().splitlines() if ln.strip()]
+        for k in BENCH_KINDS
+        if (d / f"{k}.jsonl").is_file()
+    }
+
+
+def _scaling(
+    cfg: QuickstartConfig, out: Path, bench_paths: dict[str, str], tok_dir: Path
+) -> dict[str, Any]:
+    """Both models at every budget: validation loss, benchmark accuracy, paired warm - cold.
+
+    The earlier budgets are the snapshots of the two runs (same steps, same data order); the
+    last is the final models, already scored by eval-warm / eval-cold.
+    """
+    from twistlm.eval.controls import paired_benchmark_differences
+    from twistlm.quickstart.report import mean_accuracy, read_metrics
+
+    def snaps(start: str) -> dict[int, Path]:
+        d = out / "runs" / start / "snapshots"
+        found = sorted(d.glob("step-*")) if d.is_dir() else []
+        return {int(p.name.split("-")[1]): p for p in found}
+
+    warm, cold = snaps("warm"), snaps("cold")
+    val = {
+        s: {
+            int(m["step"]): float(m["val_loss"])
+            for m in read_metrics(out / "runs" / s / "metrics.jsonl")
+            if m.get("val_loss") is not None
+        }
+        for s in ("warm", "cold")
+    }
+    stages = read_json(out / "stages.json")
+    final_step = int(stages["train-cold"]["result"]["steps"])
+    tokens_per_step = cfg.block_size * cfg.batch_size
+    points = []
+    budgets = sorted(step for step in set(warm) & set(cold) if step < final_step)
+    for step in [*budgets, final_step]:
+        if step == final_step:
+            dirs = {s: out / "eval" / s for s in ("warm", "cold")}
+        else:
+            dirs = {s: out / "scaling" / f"{s}-step{step:08d}" for s in ("warm", "cold")}
+            for start, path in (("warm", warm[step]), ("cold", cold[step])):
+                _evaluate(
+                    cfg, out, start, bench_paths, tok_dir, topline=False,
+                    model_dir=path, out_dir=dirs[start],
+                )  # fmt: skip
+        diff = paired_benchmark_differences(
+            _pair_records(dirs["warm"]), _pair_records(dirs["cold"])
+        )
+        acc = {s: read_json(dirs[s] / "results.json")["benchmarks"] for s in dirs}
+        points.append(
+            {
+                "step": step,
+                "tokens": step * tokens_per_step,
+                "val_loss": {s: val[s].get(step) for s in val},
+                "mean_accuracy": {s: mean_accuracy(acc[s]) for s in acc},
+                "accuracy": {s: {k: v.get("accuracy") for k, v in acc[s].items()} for s in acc},
+                "warm_minus_cold": {k: d.to_dict() for k, d in diff.items()},
+            }
+        )
+    first = next((p["tokens"] for p in points if _interval_above_zero(p)), None)
+    res = {"points": points, "first_budget_warm_beats_cold": first}
+    write_json(out / "scaling" / "scaling.json", res)
+    return res
+
+
+def _interval_above_zero(point: dict[str, Any]) -> bool:
+    mean = point["warm_minus_cold"].get("mean") or {}
+    return bool(mean.get("ci95")) and mean["ci95"][0] > 0
+
+
 def _fit_tokenizer(cfg: QuickstartConfig, corpus: Path, tok_dir: Path) -> dict[str, Any]:
     from twistlm.quickstart.config import QUICKSTART_FEATURES
     from twistlm.synth.corpus import read_manifest
     from twistlm.tokenizer.unit_tokenizer import build_offline_tokenizer
 
-    wavs = [r["path"] for r in read_manifest(corpus / "manifest.jsonl")]
+    wavs = _fit_sample(read_manifest(corpus / "manifest.jsonl"), KMEANS_FIT_HOURS, cfg.seed)
     features, kw = QUICKSTART_FEATURES[cfg.features]
     tok = build_offline_tokenizer(
         wavs,
@@ -479,21 +627,24 @@ def _evaluate(
     tok_dir: Path,
     topline: bool,
     controls_train: Path | None = None,
+    model_dir: Path | None = None,
+    out_dir: Path | None = None,
 ) -> dict[str, Any]:
     from twistlm.eval.run import evaluate
 
+    out_dir = out_dir or out / "eval" / start
     res = evaluate(
-        out / "models" / start,
+        model_dir or out / "models" / start,
         {k: bench_paths[k] for k in BENCH_KINDS if k in bench_paths},
         tokenizer=str(tok_dir),
-        out_dir=out / "eval" / start,
+        out_dir=out_dir,
         autocast=bf16_is_fast("cpu"),
         cache_dir=out / "cache" / "units",
         topline=topline,
         text_lm=cfg.text_lm,
         controls_train=controls_train,
     )
-    return {"results": str(out / "eval" / start / "results.json"), "stats": res.stats}
+    return {"results": str(out_dir / "results.json"), "stats": res.stats}
 
 
 def _train_vocoder(cfg: QuickstartConfig, out: Path, units: Path) -> dict[str, Any]:

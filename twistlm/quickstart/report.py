@@ -206,6 +206,105 @@ def plot_accuracy(rows: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def scaling_table(points: list[dict[str, Any]]) -> str:
+    """Markdown: one row per budget (tokens), val loss and mean accuracy of both, the paired
+    warm - cold difference on the mean and per benchmark."""
+    head = (
+        "| training tokens | val loss warm | val loss cold | mean acc. warm | mean acc. cold | "
+        "**warm - cold, mean** | " + " | ".join(f"warm - cold, {n}" for n in BENCH_NAMES.values())
+    )
+    lines = [head + " |", "|" + "---|" * (6 + len(BENCH_NAMES))]
+
+    def num(x: float | None, spec: str) -> str:
+        return "–" if x is None else format(x, spec)
+
+    for p in points:
+        v, a, d = p["val_loss"], p["mean_accuracy"], p["warm_minus_cold"]
+        cells = [
+            f"{p['tokens']:,}",
+            num(v.get("warm"), ".3f"),
+            num(v.get("cold"), ".3f"),
+            num(_pct(a.get("warm")), ".1f"),
+            num(_pct(a.get("cold")), ".1f"),
+            f"**{_diff_cell(d.get('mean'))}**",
+            *[_diff_cell(d.get(k)) for k in BENCH_NAMES],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_scaling(
+    points: list[dict[str, Any]], curves: dict[str, list[tuple[int, float]]], path: Path
+) -> None:
+    """Left: validation loss vs tokens (whole curves, budgets marked). Right: mean accuracy of
+    both models vs tokens, and the paired warm - cold difference with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
+    colors = {"warm": "C0", "cold": "C1"}
+    for s, pts in curves.items():
+        ax1.plot([t for t, _ in pts], [v for _, v in pts], color=colors[s], alpha=0.5, label=s)
+        budget = [(p["tokens"], p["val_loss"].get(s)) for p in points]
+        budget = [(t, v) for t, v in budget if v is not None]
+        ax1.plot([t for t, _ in budget], [v for _, v in budget], "o", color=colors[s])
+    ax1.set_xscale("log")
+    ax1.set_xlabel("training tokens")
+    ax1.set_ylabel("validation loss, held-out voices (nats / unit)")
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    toks = [p["tokens"] for p in points]
+    for s in ("warm", "cold"):
+        acc = [_pct(p["mean_accuracy"].get(s)) for p in points]
+        ax2.plot(toks, acc, "o-", color=colors[s], label=f"{s}: mean accuracy")
+    diff = [(p["tokens"], p["warm_minus_cold"].get("mean")) for p in points]
+    diff = [(t, d) for t, d in diff if d and d.get("difference") is not None]
+    if diff:
+        mid = [100 * d["difference"] + 50 for _, d in diff]
+        lo = [100 * (d["difference"] - d["ci95"][0]) for _, d in diff]
+        hi = [100 * (d["ci95"][1] - d["difference"]) for _, d in diff]
+        ax2.errorbar([t for t, _ in diff], mid, yerr=[lo, hi], fmt="s--", color="C2", capsize=3,
+                     label="50 + (warm - cold), paired 95% CI")  # fmt: skip
+    ax2.axhline(50, color="k", lw=0.8, ls=":")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("training tokens")
+    ax2.set_ylabel("accuracy, mean of four benchmarks (%)")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _scaling_lines(scaling: dict[str, Any] | None) -> list[str]:
+    if not scaling or not scaling.get("points"):
+        return []
+    pts = scaling["points"]
+    first = scaling.get("first_budget_warm_beats_cold")
+    verdict = (
+        f"Warm beats cold on the mean accuracy with the paired interval above 0 from "
+        f"**{first:,} tokens** on."
+        if first is not None
+        else "Warm does **not** beat cold on the mean accuracy with the paired interval above 0 "
+        f"at any budget up to {pts[-1]['tokens']:,} tokens."
+    )
+    return [
+        "## Scaling study: loss and accuracy vs training tokens",
+        "",
+        "Both models scored at each budget. The earlier budgets are snapshots of the same two "
+        "cosine runs (same data order), not separately annealed runs; the last row is the final "
+        "models of the table above.",
+        "",
+        scaling_table(pts),
+        verdict,
+        "",
+        "![scaling](scaling.png)",
+        "",
+    ]
+
+
 def write_report(
     cfg: QuickstartConfig,
     out: Path,
@@ -236,6 +335,9 @@ def write_report(
     atomic_write_text(rep / "table.md", table)
     plot_loss({"warm (TWIST)": curves["warm"], "cold": curves["cold"]}, rep / "loss.png")
     plot_accuracy(rows, rep / "accuracy.png")
+    scaling = (stages.get("scaling") or {}).get("result")
+    if scaling and scaling.get("points"):
+        plot_scaling(scaling["points"], curves, rep / "scaling.png")
 
     gen = stages.get("generation", {}).get("result") or {}
     from twistlm.eval.generation import generation_metric as gm  # old names read too
@@ -266,6 +368,7 @@ def write_report(
         "controls": ctrl.get("controls"),
         "warm_minus_cold": ctrl.get("warm_minus_cold"),
         "val_loss_count_models": ctrl.get("val_loss_count_models"),
+        "scaling": scaling,
         "eval": {s: ev[s]["benchmarks"] for s in ev},
         "topline": top,
         "vocoder": voc,
@@ -337,6 +440,7 @@ def write_report(
         "model, accuracies near chance for both models are what a pilot at this scale measured "
         "(docs/measurements.md). The text topline shows what the pairs allow with text.",
         "",
+        *_scaling_lines(scaling),
         "## Tokenizer",
         "",
         f"{_tokenizer_line(cfg)} Measured on the held-out speech above "

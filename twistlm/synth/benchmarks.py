@@ -6,13 +6,15 @@ Layout of ``out`` (what ``twistlm.eval.readers.read_benchmark(kind, out)`` reads
     syntactic/dev/{file}.wav + gold.csv + pairs.jsonl   sBLIMP-style
     sSC/{id}_correct.wav, {id}_incorrect.wav (+ .txt) + pairs.jsonl
     tSC/{id}_correct.wav, {id}_incorrect.wav (+ .txt) + pairs.jsonl
-    benchmarks.json                                     how it was made, pair counts
+    benchmarks.json                                     how it was made, pair counts, balanced_by
 
 gold.csv columns follow sLM21: lexical ``filename,voice,frequency,word,phones,id,length,correct``
 (frequency = count of the word in the text source; empty for non-words), syntactic
 ``filename,voice,type,subtype,id,transcription,correct``. File names in lexical/syntactic are
 opaque (as in sLM21) so a model cannot read the label from them. ``n_pairs`` counts pairs
 (ids x voices for sWUGGY/sBLIMP; one voice per story for sSC/tSC, alternating over voices).
+sSC/tSC pair ids are story indices; with length balance the two kinds keep different subsets of
+the candidate stories, and a story in both shares its true-ending audio.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ import re
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from twistlm.eval.metrics import aggregation_key
 from twistlm.io import ErrorLog, atomic_write_text, write_json
@@ -38,6 +42,7 @@ from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, resolve_voices, voice_slug
 
 ALL = ("swuggy", "sblimp", "ssc", "tsc")
 DIRS = {"swuggy": "lexical/dev", "sblimp": "syntactic/dev", "ssc": "sSC", "tsc": "tSC"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class BenchmarkSummary:
     n_failed: int
     elapsed_s: float
     seed: int
+    balanced_by: str | None = None  # "seconds", the name of the given lengths, or None
 
 
 @dataclass
@@ -130,7 +136,11 @@ def _sblimp(out: Path, n: int, voices: list[str], seed: int) -> list[_Pair]:
 
 
 def _storycloze(out: Path, n: int, voices: list[str], seed: int) -> dict[str, list[_Pair]]:
-    """sSC and tSC over the same stories (as released); the true-ending audio is shared."""
+    """sSC and tSC candidates over the same ``n`` stories; pair id = story index ``k``.
+
+    The true-ending audio is shared (as released). After length balance each kind keeps its own
+    subset of the stories, so a story may be in one kind only.
+    """
     stories = make_stories(n, seed)
     rng = random.Random(seed + 3)
     res: dict[str, list[_Pair]] = {"ssc": [], "tsc": []}
@@ -172,23 +182,24 @@ def _storycloze(out: Path, n: int, voices: list[str], seed: int) -> dict[str, li
 
 
 def balance_by_length(
-    kind: str, pairs: list[_Pair], seconds: dict[str, float], n: int
+    kind: str, pairs: list[_Pair], lengths: dict[str, float], n: int
 ) -> list[_Pair]:
-    """At most ``n`` pairs, chosen so that the positive is the shorter utterance (by audio
-    duration, averaged over the unit's voices) in as many aggregation units as it is the longer.
+    """At most ``n`` pairs, chosen so that the positive is the shorter utterance (by ``lengths``,
+    wav path -> audio seconds or unit count, averaged over the unit's voices) in as many
+    aggregation units as it is the longer.
 
     A likelihood favours shorter sequences, so without this a model (or the rule "fewer units
     wins") scores above chance on length alone. Units are taken alternately from the "positive
     shorter" and "positive longer" lists, in their generated order (so phenomena stay mixed);
-    when one list runs out the rest come from the other. Pairs missing audio are dropped.
+    when one list runs out the rest come from the other. Pairs without a length are dropped.
     """
     groups: dict[str, list[_Pair]] = {}
     for p in pairs:
-        if p.pos.path in seconds and p.neg.path in seconds:
+        if p.pos.path in lengths and p.neg.path in lengths:
             groups.setdefault(aggregation_key(kind, p.meta, p.pair_id), []).append(p)
     shorter, longer = [], []
     for members in groups.values():
-        d = sum(seconds[p.pos.path] - seconds[p.neg.path] for p in members) / len(members)
+        d = sum(lengths[p.pos.path] - lengths[p.neg.path] for p in members) / len(members)
         (shorter if d < 0 else longer).append(members)
     picked: list[_Pair] = []
     si = li = 0
@@ -240,6 +251,148 @@ def _write_gold(d: Path, kind: str, pairs: list[_Pair]) -> None:
     atomic_write_text(d / "gold.csv", buf.getvalue())
 
 
+def _with_spares(kind: str, build: Callable[[int], T], n_pairs: int, oversample: int) -> T:
+    """``build(m)`` with ``m = oversample * n_pairs`` candidates, else fewer spares.
+
+    The templates give a limited number of distinct items: when ``build`` raises ``ValueError``
+    it is retried with 1.5x, 1.25x, then 1x ``n_pairs`` (and a line says the balance is partial).
+    """
+    factors = [f for f in (2.0, 1.5, 1.25) if f <= oversample] + [1.0]
+    for f in factors:
+        try:
+            res = build(int(n_pairs * f))
+        except ValueError:
+            if f == 1.0:
+                raise
+            continue
+        if f < oversample:
+            print(f"{kind}: the templates give only {f:g}x candidates: length balance is partial")
+        return res
+    raise AssertionError("unreachable")  # the 1.0 factor returns or raises
+
+
+def _candidates(
+    out: Path,
+    n_pairs: int,
+    voices: list[str],
+    seed: int,
+    benchmarks: list[str] | tuple[str, ...],
+    oversample: int,
+    vocab: Callable[[], Counter],
+) -> dict[str, list[_Pair]]:
+    """Candidate pairs of every requested kind: ``oversample`` x ``n_pairs`` where possible."""
+    sets: dict[str, list[_Pair]] = {}
+    if "swuggy" in benchmarks:
+        sets["swuggy"] = _swuggy(out, n_pairs * oversample, voices, seed, vocab())
+    if "sblimp" in benchmarks:
+        sets["sblimp"] = _with_spares(
+            "sblimp", lambda m: _sblimp(out, m, voices, seed), n_pairs, oversample
+        )
+    if "ssc" in benchmarks or "tsc" in benchmarks:
+        kinds = "/".join(k for k in ("ssc", "tsc") if k in benchmarks)
+        sc = _with_spares(kinds, lambda m: _storycloze(out, m, voices, seed), n_pairs, oversample)
+        sets.update({k: v for k, v in sc.items() if k in benchmarks})
+    return sets
+
+
+def _vocab(text_source: str, text_path: str | Path | None, seed: int) -> Counter:
+    """Word counts of the text source (the sWUGGY words and their frequency column)."""
+    utts = load_utterances(text_source, text_path, seed)
+    return Counter(w for u in utts for w in re.findall(r"\b[a-z]+\b", u))
+
+
+def _report_failed_candidates(
+    sets: dict[str, list[_Pair]], done: dict[str, float], sources: dict[str, str]
+) -> None:
+    """Print how many candidate wavs per kind lack audio (a copied tSC positive: its source)."""
+    for kind, pairs in sets.items():
+        n_bad = sum(sources.get(j.path, j.path) not in done for p in pairs for j in (p.pos, p.neg))
+        if n_bad:
+            print(f"{kind}: {n_bad} candidate wav(s) failed to synthesize")
+
+
+def _tsc_sources(out: Path, sets: dict[str, list[_Pair]]) -> dict[str, str]:
+    """tSC positive path -> the sSC wav it is copied from (empty unless both kinds are made).
+
+    The true ending of a story is the same audio in sSC and tSC (as released): it is spoken once
+    into ``sSC/{k}_correct.wav`` and copied to ``tSC/{k}_correct.wav``.
+    """
+    if "tsc" not in sets or "ssc" not in sets:
+        return {}
+    return {p.pos.path: str(out / DIRS["ssc"] / Path(p.pos.path).name) for p in sets["tsc"]}
+
+
+def _measure(
+    sets: dict[str, list[_Pair]],
+    done: dict[str, float],
+    sources: dict[str, str],
+    lengths: Callable[[list[str]], dict[str, float]] | None,
+) -> dict[str, float]:
+    """Length of every candidate wav: ``lengths(paths)`` of the synthesized ones, or their audio
+    seconds (``lengths=None``); a copied tSC positive gets the length of its sSC source."""
+    paths = [
+        j.path
+        for ps in sets.values()
+        for p in ps
+        for j in (p.pos, p.neg)
+        if j.path not in sources and j.path in done
+    ]
+    paths = list(dict.fromkeys(paths))
+    measured = done if lengths is None else lengths(paths)
+    lens = {x: float(measured[x]) for x in paths if x in measured}
+    lens.update({dst: lens[src] for dst, src in sources.items() if src in lens})
+    return lens
+
+
+def _copy_tsc_positives(
+    sets: dict[str, list[_Pair]],
+    sources: dict[str, str],
+    done: dict[str, float],
+    index: SynthIndex,
+) -> None:
+    """Copy the kept tSC true endings from their sSC source (before any cleanup)."""
+    for p in sets.get("tsc", []) if sources else []:
+        src = sources[p.pos.path]
+        if src in done:
+            Path(p.pos.path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, p.pos.path)
+            done[p.pos.path] = done[src]
+            index.stamps[p.pos.path] = index.stamps[src]
+    index.save()
+
+
+def _remove_stale(out: Path, sets: dict[str, list[_Pair]], index: SynthIndex) -> None:
+    """Delete the wavs (and transcripts) of these benchmark folders that we made earlier (another
+    size or seed, or candidates not kept) and the current sets do not use: the folder layouts
+    would read them."""
+    current = {j.path for ps in sets.values() for p in ps for j in (p.pos, p.neg)}
+    dirs = {str(out / DIRS[k]) for k in sets}
+    for path in [x for x in index.stamps if x not in current and str(Path(x).parent) in dirs]:
+        for f in (Path(path), Path(path).with_suffix(".txt")):
+            f.unlink(missing_ok=True)
+        del index.stamps[path]
+    index.save()
+
+
+def _write_sets(out: Path, sets: dict[str, list[_Pair]], done: dict[str, float]) -> dict[str, int]:
+    """Write each kind's index (gold.csv / transcripts + pairs.jsonl); pairs with missing audio
+    are left out. Returns the pair count per kind."""
+    counts = {}
+    for kind, pairs in sets.items():
+        ok = [p for p in pairs if p.pos.path in done and p.neg.path in done]
+        d = out / DIRS[kind]
+        d.mkdir(parents=True, exist_ok=True)
+        if kind in ("swuggy", "sblimp"):
+            _write_gold(d, kind, ok)
+        else:
+            for p in ok:  # transcripts beside the wavs, as the storycloze-folder reader reads them
+                for j, text in ((p.pos, p.pos_text), (p.neg, p.neg_text)):
+                    atomic_write_text(Path(j.path).with_suffix(".txt"), text + "\n")
+        _write_pairs_jsonl(d, kind, ok)
+        counts[kind] = len(ok)
+    return counts
+
+
 def synthesize_benchmarks(
     out: str | Path,
     n_pairs: int = 500,
@@ -250,14 +403,21 @@ def synthesize_benchmarks(
     text_path: str | Path | None = None,
     workers: int = 2,
     balance_length: bool = True,
+    lengths: Callable[[list[str]], dict[str, float]] | None = None,
+    lengths_name: str = "units",
 ) -> BenchmarkSummary:
     """Write sWUGGY/sBLIMP/sSC/tSC-style sets (``n_pairs`` each) spoken by held-out ``voices``.
 
     The sWUGGY vocabulary (and its frequency column) comes from the same text source as the
     corpus. Pairs whose audio failed are left out of every index (see ``out/errors.jsonl``).
-    Rerunning keeps existing wavs. ``balance_length``: sWUGGY and sBLIMP are synthesized with
-    twice the candidates and cut to ``n_pairs`` by :func:`balance_by_length`, so that "the
-    shorter utterance wins" sits near chance.
+    Rerunning keeps existing wavs. ``n_failed`` counts the pairs a set is short of ``n_pairs``
+    because audio failed (spare candidates make up for failures where they can).
+
+    ``balance_length``: every kind is synthesized with twice the candidates (sSC/tSC: twice the
+    stories) and cut to ``n_pairs`` by :func:`balance_by_length`, so that "the shorter utterance
+    wins" sits near chance. Lengths are audio seconds, or ``lengths(paths)`` (wav path -> length,
+    e.g. unit counts of a tokenizer) when given; ``benchmarks.json`` records ``balanced_by``
+    (``"seconds"``, ``lengths_name``, or null without balance).
     """
     t0 = time.time()
     if n_pairs < 1:
@@ -269,88 +429,41 @@ def synthesize_benchmarks(
     voices = resolve_voices(
         list(DEFAULT_HELDOUT_VOICES if voices is None else voices), "held-out voices"
     )
-    sets: dict[str, list[_Pair]] = {}
-    oversample = 2 if balance_length else 1
-    if "swuggy" in benchmarks:
-        utts = load_utterances(text_source, text_path, seed)
-        vocab = Counter(w for u in utts for w in re.findall(r"\b[a-z]+\b", u))
-        sets["swuggy"] = _swuggy(out, n_pairs * oversample, voices, seed, vocab)
-    if "sblimp" in benchmarks:
-        # the templates give ~800 distinct sentence pairs: past that, fewer spare candidates
-        factors = [f for f in (2.0, 1.5, 1.25) if f <= oversample] + [1.0]
-        for f in factors:
-            try:
-                sets["sblimp"] = _sblimp(out, int(n_pairs * f), voices, seed)
-                break
-            except ValueError:
-                if f == 1.0:
-                    raise
-        if f < oversample:
-            print(f"sblimp: the templates give only {f:g}x candidates: length balance is partial")
-    if "ssc" in benchmarks or "tsc" in benchmarks:
-        sc = _storycloze(out, n_pairs, voices, seed)
-        sets.update({k: v for k, v in sc.items() if k in benchmarks})
 
-    # synthesize: the sSC and tSC true endings are the same audio -> synthesize once, copy
-    jobs: dict[str, Job] = {}
-    for kind, pairs in sets.items():
-        for p in pairs:
-            for j in (p.pos, p.neg):
-                if kind == "tsc" and "ssc" in sets and j.key.endswith("_correct"):
-                    continue
-                jobs[j.path] = j
+    sets = _candidates(
+        out,
+        n_pairs,
+        voices,
+        seed,
+        benchmarks,
+        2 if balance_length else 1,
+        lambda: _vocab(text_source, text_path, seed),
+    )
+    sources = _tsc_sources(out, sets)
+    # synthesize (a tSC true ending that is copied from sSC is not spoken twice)
+    jobs = {j.path: j for ps in sets.values() for p in ps for j in (p.pos, p.neg)}
     errors = ErrorLog(out / "errors.jsonl")
     index = SynthIndex(out / ".synth_index.json")
-    keyed = [Job(path, j.voice, j.text, path) for path, j in jobs.items()]  # key by path: unique
+    keyed = [Job(path, j.voice, j.text, path) for path, j in jobs.items() if path not in sources]
     done = run_jobs(keyed, errors, workers, desc="benchmarks", index=index)
-    for kind in ("swuggy", "sblimp"):
-        if kind in sets:
-            failed_candidates = [
-                p for p in sets[kind] if p.pos.path not in done or p.neg.path not in done
-            ]
-            if failed_candidates:
-                print(f"{kind}: {len(failed_candidates)} candidate pair(s) failed to synthesize")
-            sets[kind] = (
-                balance_by_length(kind, sets[kind], done, n_pairs)
-                if balance_length
-                else sets[kind][:n_pairs]
-            )
-    # wavs an earlier run of these benchmarks wrote that the current sets do not use (another
-    # size or seed) would be read by the folder layouts: remove them (only files we made)
-    current = {p.pos.path for ps in sets.values() for p in ps} | {
-        p.neg.path for ps in sets.values() for p in ps
-    }
-    dirs = {str(out / DIRS[k]) for k in sets}
-    for path in [x for x in index.stamps if x not in current and str(Path(x).parent) in dirs]:
-        for f in (Path(path), Path(path).with_suffix(".txt")):
-            f.unlink(missing_ok=True)
-        del index.stamps[path]
-    index.save()
-    if "tsc" in sets and "ssc" in sets:
-        for p in sets["tsc"]:
-            src = str(Path(p.pos.path).parent.parent / DIRS["ssc"] / Path(p.pos.path).name)
-            if src in done:
-                Path(p.pos.path).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, p.pos.path)
-                done[p.pos.path] = done[src]
-                index.stamps[p.pos.path] = index.stamps[src]
-        index.save()
+    _report_failed_candidates(sets, done, sources)
+    wanted = {k: min(n_pairs, len(ps)) for k, ps in sets.items()}
+    if balance_length:
+        lens = _measure(sets, done, sources, lengths)
+        sets = {k: balance_by_length(k, ps, lens, n_pairs) for k, ps in sets.items()}
+        for k in {"ssc", "tsc"} & sets.keys():  # in story order, as the folder layout lists them
+            sets[k].sort(key=lambda p: int(p.pair_id))
+    else:
+        sets = {k: ps[:n_pairs] for k, ps in sets.items()}
+    _copy_tsc_positives(sets, sources, done, index)  # copy first: the cleanup may drop sources
+    _remove_stale(out, sets, index)
 
-    counts, failed = {}, 0
-    for kind, pairs in sets.items():
-        ok = [p for p in pairs if p.pos.path in done and p.neg.path in done]
-        failed += len(pairs) - len(ok)
-        d = out / DIRS[kind]
-        d.mkdir(parents=True, exist_ok=True)
-        if kind in ("swuggy", "sblimp"):
-            _write_gold(d, kind, ok)
-        else:
-            for p in ok:  # transcripts beside the wavs, as the storycloze-folder reader reads them
-                for j, text in ((p.pos, p.pos_text), (p.neg, p.neg_text)):
-                    atomic_write_text(Path(j.path).with_suffix(".txt"), text + "\n")
-        _write_pairs_jsonl(d, kind, ok)
-        counts[kind] = len(ok)
-    summary = BenchmarkSummary(str(out), counts, voices, failed, round(time.time() - t0, 1), seed)
+    counts = _write_sets(out, sets, done)
+    failed = sum(max(0, wanted[k] - counts[k]) for k in sets)  # pairs short of n_pairs
+    balanced_by = None if not balance_length else ("seconds" if lengths is None else lengths_name)
+    summary = BenchmarkSummary(
+        str(out), counts, voices, failed, round(time.time() - t0, 1), seed, balanced_by
+    )
     write_json(out / "benchmarks.json", asdict(summary))
     if failed:
         print(f"{failed} pair(s) failed and were left out: see {errors.path}")

@@ -2,7 +2,8 @@
 
 sBLIMP-style: ``(type, subtype)`` phenomena, each a template whose grammatical and ungrammatical
 versions differ in one word (agreement, argument structure, anaphors, irregular forms, NPIs)
-or in the order of two adjacent words (word order).
+or in the order of two adjacent words (word order). Every phenomenon has over 1,000 distinct
+grammatical sentences, so several thousand distinct pairs per seed are possible.
 
 Stories: five-sentence passages from topic families (context of four sentences + ending).
 tSC-style negatives take the ending of a random story of another family; sSC-style negatives
@@ -13,24 +14,43 @@ ending to a person who is not in the story (``wrong-person``), which is much har
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 MALE = "Adam Ben Carl David Frank Henry Jack Kevin Martin Oscar Peter Sam Tom Victor".split()
 FEMALE = "Anna Beth Clara Emma Grace Helen Julia Kate Laura Maria Nina Rose Sarah Wendy".split()
-NOUNS = "dog cat teacher doctor farmer singer driver baker student painter pilot nurse".split()
-THINGS = "book door letter window table picture bottle basket ladder blanket".split()
-ADJ = "old small heavy yellow broken quiet shiny wooden empty famous".split()
+NAMES = MALE + FEMALE
+# people nouns with a plain "-s" plural (subjects of reflexive verbs)
+PEOPLE = (
+    "teacher doctor farmer singer driver baker student painter pilot nurse writer dancer "
+    "player sailor soldier waiter friend guest"
+).split()
+NOUNS = ["dog", "cat", *PEOPLE]
+# things with a plain "-s" plural that a person can carry
+THINGS = (
+    "book door letter window table picture bottle basket ladder blanket chair lamp bucket "
+    "jacket pencil candle mirror kettle carpet"
+).split()
+ADJ = "old small heavy yellow broken quiet shiny wooden empty famous new red dirty large".split()
 # verb (3rd singular, plural) pairs for agreement
 VERBS = [("sleeps", "sleep"), ("walks", "walk"), ("sings", "sing"), ("waits", "wait"),
-         ("laughs", "laugh"), ("works", "work"), ("smiles", "smile"), ("runs", "run")]  # fmt: skip
-ADVERBS = "every day,in the morning,after dinner,at night,very often,again".split(",")
+         ("laughs", "laugh"), ("works", "work"), ("smiles", "smile"), ("runs", "run"),
+         ("eats", "eat"), ("rests", "rest")]  # fmt: skip
+# time/place phrases that fit present and past sentences alike
+ADVERBS = (
+    "every day,in the morning,after dinner,at night,very often,again,after lunch,"
+    "in the evening,on Sundays,at home,at school,every week,sometimes,today"
+).split(",")
 TRANSITIVE = "found,cleaned,carried,painted,opened,broke,sold,moved".split(",")
 INTRANSITIVE = "arrived,slept,fainted,smiled,laughed,waited,yawned,vanished".split(",")
+REFLEXIVE = "hurt,blamed,helped,praised,washed,dressed".split(",")
+# verbs of "{name} {verb} the {thing} home"
+TAKE_HOME = "carried,brought,took,sent,dragged".split(",")
 IRREGULAR = [("ate", "eated"), ("drank", "drinked"), ("took", "taked"), ("saw", "seed"),
              ("wrote", "writed"), ("bought", "buyed"), ("brought", "bringed"), ("threw", "throwed")]  # fmt: skip
 IRREGULAR_OBJ = {"ate": "apple", "drank": "juice", "took": "bus", "saw": "bird", "wrote": "letter",
                  "bought": "bread", "brought": "cake", "threw": "ball"}  # fmt: skip
-PARTICIPLES = "seen,visited,opened,painted,touched,cleaned".split(",")
+PARTICIPLES = "seen,moved,opened,painted,touched,cleaned,used,sold,fixed,bought".split(",")
 
 
 @dataclass(frozen=True)
@@ -45,95 +65,113 @@ def _cap(s: str) -> str:
     return s[0].upper() + s[1:]
 
 
-def _phenomena(r: random.Random) -> dict[tuple[str, str], tuple[str, str]]:
-    """One random instance of every phenomenon: (type, subtype) -> (good, bad)."""
+def _a(word: str) -> str:
+    """The indefinite article before ``word`` (the lists hold no "hour"/"unit"-like words)."""
+    return "an" if word[0] in "aeiou" else "a"
+
+
+# one builder per phenomenon: random.Random -> (good, bad)
+Builder = Callable[[random.Random], tuple[str, str]]
+
+
+def _sv_singular(r: random.Random) -> tuple[str, str]:
     n, n2 = r.sample(NOUNS, 2)
-    sg, pl = r.choice(VERBS)
-    adv = r.choice(ADVERBS)
-    name = r.choice(MALE + FEMALE)
-    thing, adj = r.choice(THINGS), r.choice(ADJ)
-    he = r.choice(MALE)
-    she = r.choice(FEMALE)
-    irr, wrong = r.choice(IRREGULAR)
-    part = r.choice(PARTICIPLES)
+    (sg, pl), adv = r.choice(VERBS), r.choice(ADVERBS)
+    return f"The {n} near the {n2}s {sg} {adv}.", f"The {n} near the {n2}s {pl} {adv}."
+
+
+def _sv_plural(r: random.Random) -> tuple[str, str]:
+    n, (sg, pl), adv = r.choice(NOUNS), r.choice(VERBS), r.choice(ADVERBS)
+    return f"The {n}s {pl} {adv}.", f"The {n}s {sg} {adv}."
+
+
+def _det_noun_agreement(r: random.Random) -> tuple[str, str]:
+    name, thing, adv = r.choice(NAMES), r.choice(THINGS), r.choice(ADVERBS)
+    return f"{name} saw these {thing}s {adv}.", f"{name} saw this {thing}s {adv}."
+
+
+def _adj_noun_order(r: random.Random) -> tuple[str, str]:
+    name, thing, adv = r.choice(NAMES), r.choice(THINGS), r.choice(ADVERBS)
+    adj = r.choice(ADJ)
+    a = _a(adj)
+    return f"{name} found {a} {adj} {thing} {adv}.", f"{name} found {a} {thing} {adj} {adv}."
+
+
+def _det_noun_order(r: random.Random) -> tuple[str, str]:
+    name, verb, thing = r.choice(NAMES), r.choice(TAKE_HOME), r.choice(THINGS)
+    return f"{name} {verb} the {thing} home.", f"{name} {verb} {thing} the home."
+
+
+def _transitive(r: random.Random) -> tuple[str, str]:
+    name, thing = r.choice(NAMES), r.choice(THINGS)
     tv, iv = r.choice(TRANSITIVE), r.choice(INTRANSITIVE)
-    return {
-        ("agreement", "subject_verb_singular"): (
-            f"The {n} near the {n2}s {sg} {adv}.",
-            f"The {n} near the {n2}s {pl} {adv}.",
-        ),
-        ("agreement", "subject_verb_plural"): (
-            f"The {n}s {pl} {adv}.",
-            f"The {n}s {sg} {adv}.",
-        ),
-        ("agreement", "determiner_noun"): (
-            f"{name} saw these {thing}s {adv}.",
-            f"{name} saw this {thing}s {adv}.",
-        ),
-        ("word_order", "adjective_noun"): (
-            f"{name} found an {adj} {thing} {adv}."
-            if adj[0] in "aeiou"
-            else f"{name} found a {adj} {thing} {adv}.",
-            f"{name} found an {thing} {adj} {adv}."
-            if adj[0] in "aeiou"
-            else f"{name} found a {thing} {adj} {adv}.",
-        ),  # fmt: skip
-        ("word_order", "determiner_noun"): (
-            f"{name} carried the {thing} home.",
-            f"{name} carried {thing} the home.",
-        ),
-        ("argument_structure", "transitive"): (
-            f"{name} {tv} the {thing}.",
-            f"{name} {iv} the {thing}.",
-        ),
-        ("argument_structure", "intransitive"): (
-            f"The {n} {iv} {adv}.",
-            f"The {n} {tv} {adv}.",
-        ),
-        ("anaphor_agreement", "gender"): (
-            f"{he} hurt himself {adv}." if r.random() < 0.5 else f"{she} hurt herself {adv}.",
-            "",
-        ),
-        ("anaphor_agreement", "number"): (
-            f"The {n}s blamed themselves {adv}.",
-            f"The {n}s blamed himself {adv}.",
-        ),
-        ("irregular_forms", "past_tense"): (
-            f"{name} {irr} the {IRREGULAR_OBJ[irr]} {adv}.",
-            f"{name} {wrong} the {IRREGULAR_OBJ[irr]} {adv}.",
-        ),
-        ("npi_licensing", "ever"): (
-            f"Nobody has ever {part} the {adj} {thing}.",
-            f"Somebody has ever {part} the {adj} {thing}.",
-        ),
-    }
+    return f"{name} {tv} the {thing}.", f"{name} {iv} the {thing}."
 
 
-def _fix_gender(good: str) -> str:
+def _intransitive(r: random.Random) -> tuple[str, str]:
+    n, adv = r.choice(NOUNS), r.choice(ADVERBS)
+    tv, iv = r.choice(TRANSITIVE), r.choice(INTRANSITIVE)
+    return f"The {n} {iv} {adv}.", f"The {n} {tv} {adv}."
+
+
+def _anaphor_gender(r: random.Random) -> tuple[str, str]:
+    male = r.random() < 0.5
+    name = r.choice(MALE if male else FEMALE)
+    verb, adv = r.choice(REFLEXIVE), r.choice(ADVERBS)
+    right, wrong = ("himself", "herself") if male else ("herself", "himself")
+    return f"{name} {verb} {right} {adv}.", f"{name} {verb} {wrong} {adv}."
+
+
+def _anaphor_number(r: random.Random) -> tuple[str, str]:
+    n, verb, adv = r.choice(PEOPLE), r.choice(REFLEXIVE), r.choice(ADVERBS)
+    return f"The {n}s {verb} themselves {adv}.", f"The {n}s {verb} himself {adv}."
+
+
+def _irregular(r: random.Random) -> tuple[str, str]:
+    name, (irr, wrong), adv = r.choice(NAMES), r.choice(IRREGULAR), r.choice(ADVERBS)
+    obj = IRREGULAR_OBJ[irr]
+    return f"{name} {irr} the {obj} {adv}.", f"{name} {wrong} the {obj} {adv}."
+
+
+def _npi_ever(r: random.Random) -> tuple[str, str]:
+    part, adj, thing = r.choice(PARTICIPLES), r.choice(ADJ), r.choice(THINGS)
     return (
-        good.replace("himself", "herself")
-        if "himself" in good
-        else good.replace("herself", "himself")
+        f"Nobody has ever {part} the {adj} {thing}.",
+        f"Somebody has ever {part} the {adj} {thing}.",
     )
 
 
-PHENOMENA = tuple(_phenomena(random.Random(0)))
+BUILDERS: dict[tuple[str, str], Builder] = {
+    ("agreement", "subject_verb_singular"): _sv_singular,
+    ("agreement", "subject_verb_plural"): _sv_plural,
+    ("agreement", "determiner_noun"): _det_noun_agreement,
+    ("word_order", "adjective_noun"): _adj_noun_order,
+    ("word_order", "determiner_noun"): _det_noun_order,
+    ("argument_structure", "transitive"): _transitive,
+    ("argument_structure", "intransitive"): _intransitive,
+    ("anaphor_agreement", "gender"): _anaphor_gender,
+    ("anaphor_agreement", "number"): _anaphor_number,
+    ("irregular_forms", "past_tense"): _irregular,
+    ("npi_licensing", "ever"): _npi_ever,
+}
+PHENOMENA = tuple(BUILDERS)
 
 
 def make_sentence_pairs(n: int, seed: int = 0) -> list[SentencePair]:
-    """``n`` distinct minimal pairs, cycling over :data:`PHENOMENA` (deterministic)."""
+    """``n`` distinct minimal pairs, cycling over :data:`PHENOMENA` (deterministic).
+
+    Raises ``ValueError`` when the templates cannot give ``n`` distinct good sentences.
+    """
     r = random.Random(seed)
-    out, seen = [], set()
+    out: list[SentencePair] = []
+    seen: set[str] = set()
     tries = 0
     while len(out) < n:
         tries += 1
         if tries > 100 * n + 1000:
             raise ValueError(f"cannot build {n} distinct sentence pairs from the templates")
-        inst = _phenomena(r)
         key = PHENOMENA[len(out) % len(PHENOMENA)]
-        good, bad = inst[key]
-        if key == ("anaphor_agreement", "gender"):
-            bad = _fix_gender(good)
+        good, bad = BUILDERS[key](r)
         if good in seen:
             continue
         seen.add(good)

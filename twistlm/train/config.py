@@ -156,6 +156,9 @@ class LoggingConfig:
         eval_at_start: validate once before the first step (the initial loss).
         checkpoint_every: steps between checkpoints (0 = only at the end).
         keep_checkpoints: how many recent checkpoints to keep.
+        snapshot_steps: steps at which the model (weights only, a loadable SpeechLM dir) is
+            also saved to ``run_dir/snapshots/step-NNNNNNNN`` and validated; never deleted.
+            For budget studies: ``twistlm quickstart --recipe long`` scores these.
         progress: tqdm bar.
         tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
         wandb: also log to Weights & Biases (needs ``wandb``); project name below.
@@ -167,6 +170,7 @@ class LoggingConfig:
     eval_at_start: bool = True
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    snapshot_steps: tuple[int, ...] = ()
     progress: bool = True
     tensorboard: bool = False
     wandb: bool = False

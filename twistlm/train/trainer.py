@@ -212,6 +212,26 @@ def _save_checkpoint(run_dir, lm, model, optimizer, state: dict, keep: int, dist
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _export_model(dest: Path, lm, model, optimizer, fsdp: bool, dist: Dist) -> None:
+    """Write the model (weights + twistlm.json, no optimizer) as a SpeechLM dir, atomically."""
+    msd, _ = _full_state(model, optimizer, fsdp) if fsdp else (None, None)  # collective
+    if not dist.main:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".tmp-{dest.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if msd is not None:
+        lm.model.save_pretrained(tmp, state_dict=msd, safe_serialization=True)
+        write_json(
+            tmp / "twistlm.json",
+            {"format": "twistlm", "version": 1, "vocab": lm.vocab.to_dict(), "meta": lm.meta},
+        )
+    else:
+        lm.save_pretrained(tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(
@@ -379,6 +399,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
     stopped_by = "max_steps"
     loss_val = None
+    snapshots = set(cfg.logging.snapshot_steps)
     t_log, tok_log = time.perf_counter(), tokens
     while True:
         elapsed = elapsed_prev + time.perf_counter() - t0
@@ -428,7 +449,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             and elapsed_prev + time.perf_counter() - t0 >= budget.max_seconds
         )
         do_eval = len(v_ids) > 0 and (
-            last or (cfg.logging.eval_every and step % cfg.logging.eval_every == 0)
+            last
+            or step in snapshots
+            or (cfg.logging.eval_every and step % cfg.logging.eval_every == 0)
         )
         if step % cfg.logging.log_every == 0 or do_eval or last:
             now = time.perf_counter()
@@ -445,6 +468,11 @@ def train(cfg: TrainConfig) -> TrainResult:
                 rec["val_loss"] = val_loss
             log(rec)
             t_log, tok_log = time.perf_counter(), tokens
+        if step in snapshots:
+            lm.meta["trained"] = {"steps": step, "tokens": tokens, "data": cfg.data.train}
+            _export_model(
+                run_dir / "snapshots" / f"step-{step:08d}", lm, model, optimizer, fsdp, dist
+            )
         if (cfg.logging.checkpoint_every and step % cfg.logging.checkpoint_every == 0) or last:
             state = {
                 "step": step,
@@ -459,21 +487,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     elapsed = elapsed_prev + time.perf_counter() - t0
     model_dir = run_dir / "model"
-    msd, _ = _full_state(model, optimizer, fsdp) if fsdp else (None, None)
+    lm.meta["trained"] = {"steps": step, "tokens": tokens, "data": cfg.data.train}
+    _export_model(model_dir, lm, model, optimizer, fsdp, dist)
     if dist.main:
-        tmp = run_dir / ".tmp-model"
-        shutil.rmtree(tmp, ignore_errors=True)
-        lm.meta["trained"] = {"steps": step, "tokens": tokens, "data": cfg.data.train}
-        if msd is not None:
-            lm.model.save_pretrained(tmp, state_dict=msd, safe_serialization=True)
-            write_json(
-                tmp / "twistlm.json",
-                {"format": "twistlm", "version": 1, "vocab": vocab.to_dict(), "meta": lm.meta},
-            )
-        else:
-            lm.save_pretrained(tmp)
-        shutil.rmtree(model_dir, ignore_errors=True)
-        os.replace(tmp, model_dir)
         result = TrainResult(
             run_dir, model_dir, step, tokens, loss_val, val_loss, elapsed, stopped_by
         )
