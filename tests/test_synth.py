@@ -259,8 +259,8 @@ def test_lengths_callable_decides_the_balance(tmp_path, monkeypatch):
     assert len(calls) == 1
     assert sorted(calls[0]) == sorted(j.path for p in cands for j in (p.pos, p.neg))
     index = read_benchmark("sblimp", tmp_path / "syntactic/dev", layout="pairs-jsonl")
-    # alternately "positive shorter" and "positive longer", in generated order
-    assert [r.positive.path for r in index] == [cands[i].pos.path for i in (5, 0, 7, 1)]
+    # generated order, kept while "shorter wins" stays within half a unit of 50%; then set-asides
+    assert [r.positive.path for r in index] == [cands[i].pos.path for i in (0, 5, 6, 7)]
     assert s.n_pairs == {"sblimp": 4}
     assert s.balanced_by == "units"
     assert json.loads((tmp_path / "benchmarks.json").read_text())["balanced_by"] == "units"
@@ -311,7 +311,7 @@ def test_storycloze_sets_are_length_balanced_and_share_true_endings(tmp_path):
     assert all(Path(r.positive.path).is_file() for r in read_benchmark("tsc", tmp_path / "t"))
 
 
-def test_balance_by_length_alternates_shorter_and_longer_units():
+def test_balance_by_length_puts_the_length_rule_at_half():
     from twistlm.synth.benchmarks import _Pair, balance_by_length
     from twistlm.synth.parallel import Job
 
@@ -328,11 +328,35 @@ def test_balance_by_length_alternates_shorter_and_longer_units():
     pairs.append(pair(9, "a", 10, 5, {}))  # no length: dropped
     picked = balance_by_length("swuggy", pairs, lengths, n=8)
     ids = [p.meta["id"] for p in picked]
-    assert ids == ["6", "6", "0", "0", "7", "7", "1", "1"]  # both voices of an id stay together
+    assert ids == ["0", "0", "6", "6", "7", "7", "1", "1"]  # both voices of an id stay together
     shorter = sum(lengths[p.pos.path] < lengths[p.neg.path] for p in picked)
     assert shorter == len(picked) / 2
-    # not enough "shorter" units: the rest comes from the other list
+    # not enough "shorter" units: the rest comes from the set-aside ones
     assert len(balance_by_length("swuggy", pairs, lengths, n=12)) == 12
+
+
+def test_balance_by_length_counts_ties_as_half():
+    """Ties score 0.5 under the length-only rule: a tie-heavy set must not count them as
+    "positive longer" (that left the rule at 55% on sWUGGY)."""
+    from twistlm.eval.controls import length_rule_outcomes
+    from twistlm.synth.benchmarks import _Pair, balance_by_length
+    from twistlm.synth.parallel import Job
+
+    lengths: dict[str, float] = {}
+    pairs = []
+    # generated order: 4 ties, then 3 positive-shorter, then 3 positive-longer (one voice each)
+    for i, (a, b) in enumerate([(5, 5)] * 4 + [(4, 6)] * 3 + [(7, 5)] * 3):
+        pos = Job(f"p{i}", "v", "w", f"/x/p{i}.wav")
+        neg = Job(f"n{i}", "v", "nw", f"/x/n{i}.wav")
+        lengths[pos.path], lengths[neg.path] = a, b
+        pairs.append(_Pair(str(i), pos, neg, "w", "nw", "lexical", {"id": str(i)}))
+    picked = balance_by_length("swuggy", pairs, lengths, n=8)
+    assert [p.meta["id"] for p in picked] == ["0", "1", "2", "3", "4", "7", "8", "5"]
+    rule = length_rule_outcomes(
+        [[0] * int(lengths[p.pos.path]) for p in picked],
+        [[0] * int(lengths[p.neg.path]) for p in picked],
+    )
+    assert rule.mean() == 0.5
 
 
 def test_sblimp_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypatch):

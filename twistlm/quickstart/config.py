@@ -148,16 +148,16 @@ def smoke_config(out: str = "quickstart-smoke", **overrides) -> QuickstartConfig
 
 
 def long_config(out: str = "quickstart-long", **overrides) -> QuickstartConfig:
-    """The scaling study (``twistlm quickstart --recipe long``): about 80 minutes on 2 CPU cores.
+    """The scaling study (``twistlm quickstart --recipe long``): about 70 minutes on 2 CPU cores.
 
-    6 h of speech, the full-depth text LM as in the default, 1000 sWUGGY/sBLIMP pairs and 100
-    story pairs, 20 minutes of training per model (about 10x the default's tokens), and warm and
-    cold scored at 4 budgets (1/8, 1/4, 1/2 and all of the run's tokens).
+    5 h of speech, the full-depth text LM as in the default, 1000 sWUGGY/sBLIMP pairs and 100
+    story pairs, 17.5 minutes of training per model (about 5x the default's tokens), and warm
+    and cold scored at 4 budgets (1/8, 1/4, 1/2 and all of the run's tokens).
     """
     base = QuickstartConfig(
         out=out,
-        minutes=80.0,
-        hours=6.0,
+        minutes=70.0,
+        hours=5.0,
         n_pairs=1000,
         n_story_pairs=100,
         train_share=0.5,

@@ -184,30 +184,42 @@ def _storycloze(out: Path, n: int, voices: list[str], seed: int) -> dict[str, li
 def balance_by_length(
     kind: str, pairs: list[_Pair], lengths: dict[str, float], n: int
 ) -> list[_Pair]:
-    """At most ``n`` pairs, chosen so that the positive is the shorter utterance (by ``lengths``,
-    wav path -> audio seconds or unit count, averaged over the unit's voices) in as many
-    aggregation units as it is the longer.
+    """At most ``n`` pairs, chosen so that the rule "the shorter utterance wins" (by ``lengths``,
+    wav path -> audio seconds or unit count; a tie scores 0.5) scores 50% over the benchmark's
+    aggregation units, as the length-only control counts it.
 
     A likelihood favours shorter sequences, so without this a model (or the rule "fewer units
-    wins") scores above chance on length alone. Units are taken alternately from the "positive
-    shorter" and "positive longer" lists, in their generated order (so phenomena stay mixed);
-    when one list runs out the rest come from the other. Pairs without a length are dropped.
+    wins") scores above chance on length alone. Each aggregation unit (all voices of an item)
+    scores the mean of the rule over its pairs; units are taken in their generated order (so
+    phenomena stay mixed) whenever the running sum of (score - 0.5) stays within +-0.5, and set
+    aside otherwise. Ties are neutral. Only when the candidates run out are set-aside units used
+    (the balance is then partial). Pairs without a length are dropped.
     """
     groups: dict[str, list[_Pair]] = {}
     for p in pairs:
         if p.pos.path in lengths and p.neg.path in lengths:
             groups.setdefault(aggregation_key(kind, p.meta, p.pair_id), []).append(p)
-    shorter, longer = [], []
-    for members in groups.values():
-        d = sum(lengths[p.pos.path] - lengths[p.neg.path] for p in members) / len(members)
-        (shorter if d < 0 else longer).append(members)
+
+    def rule(p: _Pair) -> float:
+        a, b = lengths[p.pos.path], lengths[p.neg.path]
+        return 1.0 if a < b else 0.5 if a == b else 0.0
+
     picked: list[_Pair] = []
-    si = li = 0
-    while len(picked) < n and (si < len(shorter) or li < len(longer)):
-        take_shorter = si < len(shorter) and (li >= len(longer) or si <= li)
-        group = shorter[si] if take_shorter else longer[li]
-        si, li = (si + 1, li) if take_shorter else (si, li + 1)
-        picked += group[: n - len(picked)]
+    aside: list[list[_Pair]] = []
+    imbalance = 0.0
+    for members in groups.values():
+        if len(picked) >= n:
+            break
+        excess = sum(rule(p) for p in members) / len(members) - 0.5
+        if abs(imbalance + excess) <= 0.5 + 1e-9:
+            imbalance += excess
+            picked += members[: n - len(picked)]
+        else:
+            aside.append(members)
+    for members in aside:
+        if len(picked) >= n:
+            break
+        picked += members[: n - len(picked)]
     return picked
 
 
