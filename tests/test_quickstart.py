@@ -143,7 +143,8 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     assert "Scaling study" in (rep / "report.md").read_text()
     # benchmarks balanced on unit counts: the units were cached for eval while balancing
     bench = json.loads((out / "benchmarks" / "benchmarks.json").read_text())
-    assert bench.get("balanced_by") == "units"
+    assert set(bench["sets"]) == {"swuggy", "sblimp", "ssc", "tsc"}
+    assert {s["balanced_by"] for s in bench["sets"].values()} == {"units"}
     wavs = sorted((rep / "samples").glob("*.wav"))
     assert wavs, "no continuation sample"
     wav, sr = sf.read(wavs[0])

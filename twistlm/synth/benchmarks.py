@@ -223,6 +223,22 @@ def balance_by_length(
     return picked
 
 
+def _record(path: Path, summary: BenchmarkSummary) -> None:
+    """Write benchmarks.json; sets made by an earlier call into the same folder (other kinds,
+    e.g. sWUGGY/sBLIMP at one size and sSC/tSC at another) stay listed under ``sets``."""
+    sets: dict = {}
+    if path.exists():
+        try:
+            sets = json.loads(path.read_text()).get("sets") or {}
+        except (OSError, ValueError):
+            sets = {}
+    this = asdict(summary)
+    for kind, n in summary.n_pairs.items():
+        sets[kind] = {"n_pairs": n, "seed": summary.seed, "balanced_by": summary.balanced_by,
+                      "voices": summary.voices}  # fmt: skip
+    write_json(path, this | {"sets": dict(sorted(sets.items()))})
+
+
 def _write_pairs_jsonl(d: Path, kind: str, pairs: list[_Pair]) -> None:
     lines = []
     for p in pairs:
@@ -476,7 +492,7 @@ def synthesize_benchmarks(
     summary = BenchmarkSummary(
         str(out), counts, voices, failed, round(time.time() - t0, 1), seed, balanced_by
     )
-    write_json(out / "benchmarks.json", asdict(summary))
+    _record(out / "benchmarks.json", summary)
     if failed:
         print(f"{failed} pair(s) failed and were left out: see {errors.path}")
     return summary
