@@ -65,6 +65,15 @@ def test_recipes_on_the_command_line():
         config_from_args(p.parse_args(["--smoke", "--recipe", "long"]))
 
 
+def test_sum_rule_reads_the_summed_entries():
+    from twistlm.quickstart.report import sum_rule
+
+    e = {"accuracy": 0.4, "ci95": [0.3, 0.5], "accuracy_sum": 0.9, "ci95_sum": [0.85, 0.95]}
+    assert sum_rule({"swuggy": e, "sblimp": {"accuracy": 0.5}}) == {
+        "swuggy": {"accuracy": 0.9, "ci95": [0.85, 0.95]}
+    }
+
+
 def test_tokens_to_reach():
     curve = [(0, 6.0), (100, 4.0), (200, 3.0)]
     assert tokens_to_reach(curve, 4.0) == 100
