@@ -10,7 +10,7 @@ stages are skipped.
 recipes (every option below overrides the recipe's value):
   default   ~20 min on 2 CPU cores: 1 h of speech, full-depth SmolLM2, 1000 sWUGGY/sBLIMP pairs
   smoke     every stage in under 3 minutes (tiny settings; a first look, not a result)
-  long      the scaling study, ~70 min: 5 h of speech, ~5x the default's training tokens, warm
+  long      the scaling study, 70-90 min: 5 h of speech, ~5x the default's training tokens, warm
             and cold scored at four budgets (1/8, 1/4, 1/2, all of the run): accuracy and loss vs
             tokens (report/scaling.png)
 

@@ -148,7 +148,8 @@ def smoke_config(out: str = "quickstart-smoke", **overrides) -> QuickstartConfig
 
 
 def long_config(out: str = "quickstart-long", **overrides) -> QuickstartConfig:
-    """The scaling study (``twistlm quickstart --recipe long``): about 70 minutes on 2 CPU cores.
+    """The scaling study (``twistlm quickstart --recipe long``): 70-90 minutes on 2 CPU cores
+    (measured 90 minutes with other jobs beside it for ~15 of them).
 
     5 h of speech, the full-depth text LM as in the default, 1000 sWUGGY/sBLIMP pairs and 100
     story pairs, 17.5 minutes of training per model (about 5x the default's tokens), and warm
