@@ -191,13 +191,9 @@ class AcousticVocoder:
         )
 
     def _check_units(self, units: Tensor) -> Tensor:
-        units = torch.as_tensor(units).long().view(-1)
-        if units.numel() == 0:
-            raise ValueError("no units to synthesize")
-        lo, hi = int(units.min()), int(units.max())
-        if lo < 0 or hi >= self.n_units:
-            raise ValueError(f"unit ids must lie in [0, {self.n_units}), got [{lo}, {hi}]")
-        return units
+        from twistlm.vocoder.unit_vocoder import check_units
+
+        return check_units(units, self.n_units)
 
     @torch.inference_mode()
     def predict_durations(self, units: Tensor) -> Tensor:

@@ -79,6 +79,17 @@ def generator_config(
     return cfg
 
 
+def check_units(units, n_units: int) -> Tensor:
+    """(N,) unit ids as int64, or ValueError when empty or outside ``[0, n_units)``."""
+    units = torch.as_tensor(units).long().view(-1)
+    if units.numel() == 0:
+        raise ValueError("no units to synthesize")
+    lo, hi = int(units.min()), int(units.max())
+    if lo < 0 or hi >= n_units:
+        raise ValueError(f"unit ids must lie in [0, {n_units}), got [{lo}, {hi}]")
+    return units
+
+
 class Vocoder:
     """Inference wrapper around a weight-norm-free :class:`CodeGenerator` (eval mode)."""
 
@@ -162,13 +173,7 @@ class Vocoder:
 
     # ---- synthesis ----------------------------------------------------------------------------
     def _check_units(self, units: Tensor) -> Tensor:
-        units = torch.as_tensor(units).long().view(-1)
-        if units.numel() == 0:
-            raise ValueError("no units to synthesize")
-        lo, hi = int(units.min()), int(units.max())
-        if lo < 0 or hi >= self.n_units:
-            raise ValueError(f"unit ids must lie in [0, {self.n_units}), got [{lo}, {hi}]")
-        return units
+        return check_units(units, self.n_units)
 
     @torch.inference_mode()
     def predict_durations(self, units: Tensor) -> Tensor:
