@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from twistlm.vocoder.duration import durations_from_log
 from twistlm.vocoder.griffinlim import N_FFT, STFT_HOP, griffin_lim
 from twistlm.vocoder.hifigan import VariancePredictor
+from twistlm.vocoder.unit_vocoder import check_durations, check_units, save_weights
 
 CONFIG_FILE = "acoustic.json"
 WEIGHTS_FILE = "acoustic.safetensors"
@@ -177,22 +178,15 @@ class AcousticVocoder:
         return cls(model, meta.get("info"))
 
     def save_pretrained(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        from twistlm.io import atomic_path, write_json
+        from twistlm.io import write_json
 
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp))
+        save_weights(self.model, path / WEIGHTS_FILE)
         write_json(
             path / CONFIG_FILE, {"kind": KIND, "config": asdict(self.cfg), "info": self.info}
         )
 
     def _check_units(self, units: Tensor) -> Tensor:
-        from twistlm.vocoder.unit_vocoder import check_units
-
         return check_units(units, self.n_units)
 
     @torch.inference_mode()
@@ -223,12 +217,8 @@ class AcousticVocoder:
         durations = (
             self.predict_durations(units)
             if durations is None
-            else torch.as_tensor(durations).long().view(-1)
+            else check_durations(units, durations)
         )
-        if durations.shape != units.shape:
-            raise ValueError(f"{units.numel()} units but {durations.numel()} durations")
-        if int(durations.min()) < 1:
-            raise ValueError("durations must be >= 1 frame")
         mag = torch.exp(self.log_spectrogram(units, durations).float())
         length = int(durations.sum()) * self.hop
         wav = griffin_lim(mag, length, self.cfg.gl_iters, self.window)

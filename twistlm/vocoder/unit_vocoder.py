@@ -90,6 +90,28 @@ def check_units(units, n_units: int) -> Tensor:
     return units
 
 
+def check_durations(units: Tensor, durations) -> Tensor:
+    """(N,) frames per unit as int64, or ValueError when they do not fit ``units`` or are < 1."""
+    durations = torch.as_tensor(durations).long().view(-1)
+    if durations.shape != units.shape:
+        raise ValueError(f"{units.numel()} units but {durations.numel()} durations")
+    if int(durations.min()) < 1:
+        raise ValueError("durations must be >= 1 frame")
+    return durations
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    """A module's state dict as safetensors at ``path`` (written atomically)."""
+    from safetensors.torch import save_file
+
+    from twistlm.io import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
+
+
 class Vocoder:
     """Inference wrapper around a weight-norm-free :class:`CodeGenerator` (eval mode)."""
 
@@ -159,15 +181,10 @@ class Vocoder:
         return cls(gen, cfg, info, device)
 
     def save_pretrained(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        from twistlm.io import atomic_path, write_json
+        from twistlm.io import write_json
 
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp))
+        save_weights(self.generator, path / WEIGHTS_FILE)
         write_json(path / CONFIG_FILE, self.config)
         write_json(path / INFO_FILE, self.info)
 
@@ -197,11 +214,7 @@ class Vocoder:
                 durations = self.predict_durations(units)
             else:
                 durations = torch.ones_like(units)
-        durations = torch.as_tensor(durations).long().view(-1)
-        if durations.shape != units.shape:
-            raise ValueError(f"{units.numel()} units but {durations.numel()} durations")
-        if int(durations.min()) < 1:
-            raise ValueError("durations must be >= 1 frame")
+        durations = check_durations(units, durations)
         frames = torch.repeat_interleave(units, durations).unsqueeze(0).to(self.device)
         spk = None
         if self.generator.multispkr:
