@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also report the labelled baseline: unit mean-mel + Griffin-Lim, fit on --exclude-units",
     )
+    p.add_argument(
+        "--world-copy",
+        action="store_true",
+        help="also report WORLD analysis -> synthesis of the original audio (the ceiling of a "
+        "vocoder that predicts WORLD features)",
+    )
     p.add_argument("--out", default="vocoder_wer", help="folder for wavs and results.json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
         baseline = UnitMelGriffinLim.fit(training_utts(), tok.hop, tok.n_units)
         systems.append("baseline_griffin_lim_true_durations")
+    if args.world_copy:
+        systems.append("world_analysis_synthesis")
     hyps: dict[str, list[str]] = {s: [] for s in systems}
     refs, per_utt = [], []
     t0 = time.time()
@@ -104,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             audio["resynth_predicted_durations"] = voc.synthesize(t.units, None, spk)
         if baseline is not None:
             audio["baseline_griffin_lim_true_durations"] = baseline.synthesize(t.units, t.durations)
+        if args.world_copy:
+            from twistlm.vocoder import world
+
+            audio["world_analysis_synthesis"] = world.synthesize(
+                world.analyze(wav, 16_000), 16_000, wav.size
+            )
         rec = {"path": r["path"], "voice": r.get("voice"), "text": r["text"]}
         for s in systems:
             hyp = asr(audio[s])
@@ -138,8 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(out / "results.json", result)
     print(f"\nWhisper WER on {len(held)} held-out utterances (reference = TTS input text)")
+    voices = sorted({str(u["voice"]) for u in per_utt})
+    by_voice = {
+        v: {
+            s: word_error_rate(
+                [u["text"] for u in per_utt if str(u["voice"]) == v],
+                [u[s] for u in per_utt if str(u["voice"]) == v],
+            )
+            for s in systems
+        }
+        for v in voices
+    }
+    result["wer_by_voice"] = by_voice
+    write_json(out / "results.json", result)
+    print("  " + " " * 38 + " all     " + "  ".join(f"{v[:14]:>14}" for v in voices))
     for s in systems:
-        print(f"  {s:<38} {100 * wer[s]:6.1f} %")
+        cells = "  ".join(f"{100 * by_voice[v][s]:13.1f}%" for v in voices)
+        print(f"  {s:<38} {100 * wer[s]:6.1f} %  {cells}")
     print(f"load average {os.getloadavg()}; results in {out / 'results.json'}")
     return 0
 

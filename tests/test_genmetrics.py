@@ -309,6 +309,13 @@ def test_evaluate_generation_end_to_end_with_resume(tmp_path):
     assert all(len(r["continuation_units"]) == 30 for r in res.records)
     # the fake ASR returns the reference for all long audio: resynth and original WER are 0
     assert res.resynth_wer == 0.0 and res.original_wer == 0.0 and res.n_references == 3
+    # the same text metrics over the real speech's transcripts (all the reference here)
+    assert res.auto_bleu2_gslm_resynth == pytest.approx(auto_bleu_gslm(normalize_text(
+        "the cat sat on the mat the cat"), 2))  # fmt: skip
+    assert res.auto_bleu2_gslm_original == res.auto_bleu2_gslm_resynth
+    assert res.text_ppl_token_weighted_resynth == pytest.approx(
+        res.text_ppl_token_weighted_continuation
+    )  # same text, same token-weighted perplexity
     words = normalize_text("the cat sat on the mat the cat")
     # every continuation is > 1 s (30 units of >= 1 frame of 640 samples): the long transcript
     assert all(r["transcript"] == "the cat sat on the mat the cat" for r in res.records)

@@ -138,6 +138,23 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
     assert set(res["controls"]) == {"length only (fewer units wins)", "unit 3-gram (Witten-Bell)"}
     assert set(res["warm_minus_cold"]) == {"swuggy", "sblimp", "ssc", "tsc", "mean"}
     assert "warm - cold" in (rep / "report.md").read_text()
+    # k=16 is not the packaged tokenizer: it fit its own and trained a vocoder for it
+    assert not stages["tokenizer"]["result"].get("packaged")
+    assert stages["vocoder"]["result"]["packaged"] is False
+    from twistlm.vocoder import load_vocoder
+    from twistlm.vocoder.acoustic import AcousticVocoder
+
+    voc = load_vocoder(stages["vocoder"]["result"]["vocoder_dir"])
+    assert isinstance(voc, AcousticVocoder) and voc.n_units == 16
+    report = (rep / "report.md").read_text()
+    assert "Vocoder: trained here" in report
+    # both models continue the same prompts; the real speech is measured beside them
+    assert (
+        stages["generation-cold"]["result"]["n_prompts"]
+        == stages["generation"]["result"]["n_prompts"]
+    )
+    for row in ("| warm continuation |", "| cold continuation |", "resynthesized |"):
+        assert row in report
     counts = res["val_loss_count_models"]
     assert set(counts) == {"unigram", "bigram", "trigram"} and counts["unigram"] > 0
     # scaling study: an earlier budget (snapshots of both runs) and the final models

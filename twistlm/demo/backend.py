@@ -172,9 +172,9 @@ class DemoBackend:
                 "No vocoder: pass --vocoder DIR (train one with `twistlm train-vocoder`), or run "
                 f"`{QUICKSTART_COMMAND.format(dir=self.paths.quickstart_dir)}`."
             )
-        from twistlm.vocoder import Vocoder
+        from twistlm.vocoder import load_vocoder
 
-        return self._get("vocoder", lambda: Vocoder.from_pretrained(path, device=self.device))
+        return self._get("vocoder", lambda: load_vocoder(path, device=self.device))
 
     def lm(self, which: Which = "warm"):
         """The SpeechLM ``which`` (raises :class:`DemoUnavailable` with the command to make it)."""

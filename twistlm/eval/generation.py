@@ -36,6 +36,10 @@ document-start token so its first token counts):
   the reference text when known (``manifest.jsonl`` from ``twistlm synth``, a ``.txt`` beside the
   wav, or ``references``) next to the WER of the original audio (the ASR's own floor); and
   always against the ASR transcript of the original audio. This is how much the vocoder loses.
+- ``text_ppl_token_weighted_{resynth,original}``, ``auto_bleu2_gslm_{resynth,original}``: the
+  continuation metrics over the transcripts of real speech (the whole prompt utterances,
+  resynthesized and as recorded; empty transcripts left out): the values a continuation that
+  sounded like real speech through this vocoder would get.
 - sample wavs (prompt audio + continuation) with their units and transcripts.
 
 ``score`` only chooses which of the two transcripts the record's ``transcript`` field holds
@@ -323,6 +327,12 @@ class GenerationResult:
     original_wer: float | None
     resynth_wer_vs_asr: float | None
     n_references: int
+    # the same text metrics over transcripts of real speech: the whole prompt utterances
+    # resynthesized (tokenizer + vocoder) and as recorded; what a continuation is measured against
+    text_ppl_token_weighted_resynth: float | None = None
+    auto_bleu2_gslm_resynth: float | None = None
+    text_ppl_token_weighted_original: float | None = None
+    auto_bleu2_gslm_original: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list, repr=False)
     samples: list[str] = field(default_factory=list)
@@ -687,6 +697,18 @@ def _aggregate(
                 full_scores.append(s)
                 r["mean_nll_full"] = s.nll / s.n_tokens if s.n_tokens else None
         r["unit_bigram_repetition"] = ngram_repetition(r["continuation_units"], 2)
+    real: dict[str, tuple[float | None, float | None]] = {}
+    for kind in ("resynth", "original"):
+        texts = [r[f"{kind}_transcript"] for r in records if f"{kind}_transcript" in r]
+        texts = [t for t in texts if normalize_text(t)]
+        if texts and scorer is None:
+            scorer = TextPerplexity(text_lm, device=str(device))
+        real[kind] = (
+            corpus_perplexity([scorer.score(t) for t in texts]) if texts else None,
+            float(np.mean([auto_bleu_gslm(normalize_text(t), 2) for t in texts]))
+            if texts
+            else None,
+        )
     words = [w for w in (normalize_text(t) for t in cont_texts if t is not None) if w]
     utt_ppl = [p for p in (r.get("text_ppl_continuation") for r in records) if p is not None]
     slam_bleu = [r["auto_bleu2_slamkit"] for r in records if "auto_bleu2_slamkit" in r]
@@ -722,6 +744,10 @@ def _aggregate(
             [r["resynth_transcript"] for r in orig_nonempty],
         ) if orig_nonempty else None,
         n_references=len(with_ref),
+        text_ppl_token_weighted_resynth=real["resynth"][0],
+        auto_bleu2_gslm_resynth=real["resynth"][1],
+        text_ppl_token_weighted_original=real["original"][0],
+        auto_bleu2_gslm_original=real["original"][1],
         settings=settings,
         records=records,
         errors=errors,

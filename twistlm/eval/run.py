@@ -744,9 +744,9 @@ def _run_generation(lm, tok, vocoder, prompts, out: Path | None, options, errors
         errors.add("generation", "generation metrics need a vocoder (--vocoder DIR)")
         return None
     if isinstance(vocoder, (str, Path)):
-        from twistlm.vocoder import Vocoder
+        from twistlm.vocoder import load_vocoder
 
-        vocoder = Vocoder.from_pretrained(vocoder)
+        vocoder = load_vocoder(vocoder)
     prompt_list = []
     for p in prompts:
         if isinstance(p, (str, Path)) and Path(p).is_dir():

@@ -149,10 +149,10 @@ def load_components(
                 "(train one with `twistlm train-vocoder`)"
             )
     if isinstance(vocoder, (str, Path)):
-        from twistlm.vocoder import Vocoder
+        from twistlm.vocoder import load_vocoder
 
         paths["vocoder"] = str(vocoder)
-        vocoder = Vocoder.from_pretrained(vocoder, device=device)
+        vocoder = load_vocoder(vocoder, device=device)
     check_compatible(model, tokenizer, vocoder, paths)
     return model, tokenizer, vocoder
 

@@ -1,10 +1,13 @@
 """Offline quickstart: TWIST's main result in miniature, on a laptop CPU, with no download.
 
-Synthesizes a multi-speaker spoken corpus and four spoken benchmarks (held-out voices), fits a
-tokenizer (k-means on Whisper base's encoder by default: TWIST's mHuBERT-25Hz cannot be had
-offline, so units come from a speech recognizer's encoder, a different kind of tokenizer), trains a SpeechLM warm-started from SmolLM2-135M and a cold-started twin on
-the same token budget, evaluates both (plus a text topline), trains a small vocoder, continues
-held-out spoken prompts and writes report/ (table, plots, wavs). Rerunning resumes: finished
+Synthesizes a multi-speaker spoken corpus and four spoken benchmarks (held-out voices),
+tokenizes it with the packaged tokenizer (k-means on Whisper base's encoder: TWIST's
+mHuBERT-25Hz cannot be had offline, so units come from a speech recognizer's encoder, a
+different kind of tokenizer), trains a SpeechLM warm-started from SmolLM2-135M and a
+cold-started twin on the same token budget, evaluates both (plus a text topline), continues
+held-out spoken prompts with the packaged vocoder (one voice, flite:slt) and writes report/
+(table, plots, wavs). With other tokenizer settings (or --no-packaged) it fits its own
+tokenizer and trains its own vocoder. Rerunning resumes: finished
 stages are skipped.
 
 recipes (every option below overrides the recipe's value):
@@ -96,6 +99,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="n_prompts",
         help=f"held-out prompts to continue (default {d.n_prompts})",
     )
+    p.add_argument(
+        "--no-packaged",
+        action="store_true",
+        help="fit a tokenizer on the corpus and train a vocoder for it instead of using the "
+        "packaged pair (twistlm.packaged)",
+    )
+    p.add_argument(
+        "--train-vocoder",
+        action="store_true",
+        default=None,
+        help="train a vocoder on the corpus's flite:slt speech even where the packaged one fits",
+    )
     p.add_argument("--no-topline", action="store_true", help="skip the text-LM topline")
     p.add_argument(
         "--no-asr", action="store_true", help="skip Whisper transcription of continuations"
@@ -111,6 +126,8 @@ def config_from_args(args: argparse.Namespace) -> QuickstartConfig:
         for k, v in vars(args).items()
         if k in fields and v is not None and k not in ("smoke", "recipe")
     }
+    if getattr(args, "no_packaged", False):
+        over["packaged"] = False
     if args.no_topline:
         over["topline"] = False
     if args.no_asr:

@@ -38,7 +38,12 @@ class QuickstartConfig:
             twistlm.lm.warm_start). Default: random rows + untied zero output layer, the
             measured winner (docs/lm.md: leads cold from the first evaluation).
         train_share: fraction of ``minutes`` given to LM training (split between warm and cold).
-        vocoder_share: fraction of ``minutes`` given to vocoder training.
+        packaged: use the tokenizer + vocoder pair shipped with twistlm (twistlm.packaged)
+            when the tokenizer settings are its own (``whisper-base``, 25 Hz, k=500; the
+            default); otherwise (or with ``packaged=False``) fit a tokenizer on the corpus and
+            train a vocoder for it.
+        train_vocoder: train a vocoder on the corpus even when the packaged one fits.
+        vocoder_share: fraction of ``minutes`` given to vocoder training (when one is trained).
         eval_points: validation evaluations per training run (for the loss-vs-tokens figure).
         scaling_points: budgets of the scaling study (0 = none, the default; ``--recipe long``
             uses 4): both models are also saved and scored at 1/2, 1/4, ... of the planned
@@ -70,10 +75,12 @@ class QuickstartConfig:
     init_scale: float = 0.1
     out_init: str = "zero"
     train_share: float = 0.35
+    packaged: bool = True
+    train_vocoder: bool = False
     vocoder_share: float = 0.1
     eval_points: int = 8
     scaling_points: int = 0
-    n_prompts: int = 3
+    n_prompts: int = 10
     n_heldout_sentences: int = 60
     topline: bool = True
     asr: bool = True
@@ -96,6 +103,20 @@ class QuickstartConfig:
             raise ConfigError(
                 f"features must be one of {sorted(QUICKSTART_FEATURES)}, got {self.features!r}"
             )
+
+    @property
+    def uses_packaged_tokenizer(self) -> bool:
+        """The packaged tokenizer serves this run (settings equal to its own)."""
+        return (
+            self.packaged
+            and self.features == "whisper-base"
+            and self.frame_rate == 25.0
+            and self.n_units == 500
+        )
+
+    @property
+    def uses_packaged_vocoder(self) -> bool:
+        return self.uses_packaged_tokenizer and not self.train_vocoder
 
     # ---- derived budgets (computed, never stored) ----
     @property

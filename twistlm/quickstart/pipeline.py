@@ -16,7 +16,9 @@ Layout of ``cfg.out``::
     controls/     length-only and unit n-gram rules, paired warm - cold differences
     scaling/      (--recipe long) both models scored at earlier budgets: runs/*/snapshots/
     vocoder/      vocoder training run; vocoder/vocoder is the exported model  twistlm train-vocoder
-    generation/   continuations of held-out prompts, ASR, PPL, auto-BLEU
+    generation/   continuations of held-out prompts by the warm model, ASR, PPL, auto-BLEU,
+                  and the same metrics for the prompts' real speech (resynthesized, original)
+    generation-cold/  the cold model's continuations of the same prompts
     cache/units/  units of every benchmark utterance (made while balancing, reused by eval)
     report/       report.md, loss.png, accuracy.png, scaling.png, results.json, samples/*.wav
     stages.json   finished stages with their timings and results (rerun skips them)
@@ -85,6 +87,7 @@ STAGES = [
     "scaling",
     "vocoder",
     "generation",
+    "generation-cold",
     "report",
 ]
 
@@ -254,8 +257,14 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     tok_dir = out / "tokenizer"
     st.run(
         "tokenizer",
-        f"fitting the offline tokenizer ({cfg.features}, k={cfg.n_units})",
-        lambda: _fit_tokenizer(cfg, out / "corpus", tok_dir),
+        "the packaged offline tokenizer (Whisper base layer 6, 25 Hz, k=500)"
+        if cfg.uses_packaged_tokenizer
+        else f"fitting the offline tokenizer ({cfg.features}, k={cfg.n_units})",
+        lambda: (
+            _packaged_tokenizer(tok_dir)
+            if cfg.uses_packaged_tokenizer
+            else _fit_tokenizer(cfg, out / "corpus", tok_dir)
+        ),
     )
     units = out / "units"
     st.run(
@@ -325,8 +334,13 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     # 9. vocoder
     st.run(
         "vocoder",
-        f"training a small unit vocoder (~{cfg.vocoder_seconds / 60:.1f} min)",
-        lambda: _train_vocoder(cfg, out, units),
+        "the packaged vocoder (units -> WORLD features -> WORLD, voice flite:slt)"
+        if cfg.uses_packaged_vocoder
+        else f"training a unit vocoder on the corpus's flite:slt speech "
+        f"(~{cfg.vocoder_seconds / 60:.1f} min)",
+        lambda: (
+            _packaged_vocoder(out) if cfg.uses_packaged_vocoder else _train_vocoder(cfg, out, units)
+        ),
     )
 
     # the trained models name their tokenizer and vocoder, so `twistlm continue --model
@@ -334,11 +348,16 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     for start in ("warm", "cold"):
         link_components(out / "models" / start, tok_dir, out / "vocoder" / "vocoder")
 
-    # 10. spoken continuations of held-out prompts + generation metrics
+    # 10. spoken continuations of held-out prompts + generation metrics (warm, then cold)
     st.run(
         "generation",
-        f"continuing {cfg.n_prompts} held-out spoken prompts",
-        lambda: _generation(cfg, out, bench_paths, tok_dir),
+        f"continuing {cfg.n_prompts} held-out spoken prompts with the warm model",
+        lambda: _generation(cfg, out, bench_paths, tok_dir, "warm"),
+    )
+    st.run(
+        "generation-cold",
+        f"continuing the same {cfg.n_prompts} prompts with the cold model",
+        lambda: _generation(cfg, out, bench_paths, tok_dir, "cold"),
     )
 
     # 11. report
@@ -647,24 +666,53 @@ def _evaluate(
     return {"results": str(out_dir / "results.json"), "stats": res.stats}
 
 
-def _train_vocoder(cfg: QuickstartConfig, out: Path, units: Path) -> dict[str, Any]:
-    from twistlm.vocoder.train import VocoderTrainConfig, train_vocoder
+def _packaged_tokenizer(tok_dir: Path) -> dict[str, Any]:
+    from twistlm.packaged import packaged_tokenizer_dir
+    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
 
-    vcfg = VocoderTrainConfig(
+    if tok_dir.exists():
+        shutil.rmtree(tok_dir)
+    shutil.copytree(packaged_tokenizer_dir(), tok_dir)
+    return UnitTokenizer.from_pretrained(tok_dir).info() | {"packaged": True}
+
+
+def _packaged_vocoder(out: Path) -> dict[str, Any]:
+    from twistlm.packaged import packaged_vocoder_dir
+
+    dst = out / "vocoder" / "vocoder"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(packaged_vocoder_dir(), dst)
+    return {"vocoder_dir": str(dst), "packaged": True}
+
+
+# the corpus voice a vocoder trained by the quickstart speaks in (a training voice)
+VOCODER_VOICE = "flite-slt"
+
+
+def _train_vocoder(cfg: QuickstartConfig, out: Path, units: Path) -> dict[str, Any]:
+    """An acoustic-model vocoder (WORLD target) on the corpus's flite:slt utterances, for
+    ``cfg.vocoder_seconds`` (the step count that fills it is estimated at 1 step/s)."""
+    from twistlm.vocoder.acoustic_train import AcousticTrainConfig, train_acoustic_vocoder
+
+    small = dict(dim=64, unit_layers=1, layers=2) if cfg.smoke else {}
+    vcfg = AcousticTrainConfig(
         audio_dir=str(out / "corpus" / "wavs"),
         units_dir=str(units),
         out_dir=str(out / "vocoder"),
-        size="tiny" if cfg.smoke else "small",
+        voice=VOCODER_VOICE,
+        max_steps=max(20, int(cfg.vocoder_seconds)),
         max_seconds=cfg.vocoder_seconds,
         seed=cfg.seed,
-        sample_every=10**9,
+        **small,
     )
-    res = train_vocoder(vcfg, resume=True)
+    res = train_acoustic_vocoder(vcfg)
     return {
         "vocoder_dir": str(out / "vocoder" / "vocoder"),
-        "steps": res.step,
-        "seconds": res.seconds,
-        "val_mel_l1": res.val_mel_l1,
+        "packaged": False,
+        "steps": res["steps"],
+        "seconds": res["seconds"],
+        "val_feature_l1": res["val_feature_l1"],
     }
 
 
@@ -688,8 +736,10 @@ def _prompts(bench_paths: dict[str, str], n: int) -> list:
 
 
 def _generation(
-    cfg: QuickstartConfig, out: Path, bench_paths: dict[str, str], tok_dir: Path
+    cfg: QuickstartConfig, out: Path, bench_paths: dict[str, str], tok_dir: Path, start: str
 ) -> dict[str, Any]:
+    """Continue the held-out prompts with model ``start``; the warm run also measures the
+    prompts' real speech (resynthesis WER, and its transcripts' text metrics)."""
     from twistlm.eval.generation import evaluate_generation
     from twistlm.eval.readers import read_benchmark
 
@@ -704,18 +754,18 @@ def _generation(
     if not cfg.asr:
         asr = _no_asr
     res = evaluate_generation(
-        str(out / "models" / "warm"),
+        str(out / "models" / start),
         str(tok_dir),
         str(out / "vocoder" / "vocoder"),
         prompts,
-        out_dir=out / "generation",
+        out_dir=out / ("generation" if start == "warm" else f"generation-{start}"),
         seed=cfg.seed,
         asr_model=asr,
         text_lm=cfg.text_lm,
         references=refs,
         n_samples=cfg.n_prompts,
         score="continuation",
-        resynth=cfg.asr,  # resynthesis WER needs transcripts
+        resynth=cfg.asr and start == "warm",  # resynthesis needs transcripts; once
     )
     return res.to_dict() | {"records": None}
 

@@ -349,6 +349,7 @@ def write_report(
         plot_scaling(scaling["points"], curves, rep / "scaling.png")
 
     gen = stages.get("generation", {}).get("result") or {}
+    gen_cold = stages.get("generation-cold", {}).get("result") or {}
     from twistlm.eval.generation import generation_metric as gm  # old names read too
 
     samples_dir = rep / "samples"
@@ -382,6 +383,7 @@ def write_report(
         "topline": top,
         "vocoder": voc,
         "generation": {k: v for k, v in gen.items() if k != "records"},
+        "generation_cold": {k: v for k, v in gen_cold.items() if k != "records"},
         "samples": copied,
     }
     write_json(rep / "results.json", combined)
@@ -467,8 +469,12 @@ def write_report(
         "",
         "## Speech continuation",
         "",
-        f"Vocoder: {voc['steps']} steps in {voc['seconds']:.0f} s "
-        f"(validation mel L1 {fmt(voc.get('val_mel_l1'))}).",
+        _vocoder_line(voc),
+        "",
+        *generation_table(gen, gen_cold),
+        "",
+        *_transcript_lines(out / "generation" / "records.jsonl"),
+        "",
         f"- ASR WER of resynthesis (tokenizer + vocoder): {fmt(gen.get('resynth_wer'), '.2%')}; "
         f"of the original TTS audio: {fmt(gen.get('original_wer'), '.2%')}.",
         f"- Continuations (docs/eval.md, generation metrics): token-weighted text-LM perplexity "
@@ -478,8 +484,8 @@ def write_report(
         f"{fmt(gm(gen, 'auto_bleu2_slamkit'))}; unit bigram repetition "
         f"{fmt(gen.get('unit_bigram_repetition'))}."
         + (
-            " Whisper heard no words in any continuation: the vocoder is not intelligible after "
-            "this CPU budget (docs/vocoder.md), so transcript metrics are undefined."
+            " Whisper heard no words in any continuation, so transcript metrics are undefined "
+            "(a vocoder trained for minutes is not intelligible; docs/vocoder.md)."
             if gen.get("n_prompts") and gen.get("n_empty_transcripts") == gen.get("n_prompts")
             else ""
         ),
@@ -508,3 +514,64 @@ def write_report(
     ]
     atomic_write_text(rep / "report.md", "\n".join(lines))
     return {"report": str(rep / "report.md"), "warm_leads": leads}
+
+
+def _vocoder_line(voc: dict[str, Any]) -> str:
+    if voc.get("packaged"):
+        return (
+            "Vocoder: the packaged one (units -> WORLD features -> WORLD, voice flite:slt, "
+            "trained by `twistlm train-vocoder --recipe slt`; its WER on held-out voices is in "
+            "docs/vocoder.md)."
+        )
+    return (
+        f"Vocoder: trained here on the corpus's flite:slt speech, {voc.get('steps')} steps in "
+        f"{voc.get('seconds', 0):.0f} s (validation feature L1 "
+        f"{voc.get('val_feature_l1', float('nan')):.3f})."
+    )
+
+
+def generation_table(gen: dict[str, Any], gen_cold: dict[str, Any]) -> list[str]:
+    """Markdown rows: the continuations of both models beside the prompts' real speech
+    (resynthesized and original), on the same text metrics (Whisper tiny.en transcripts)."""
+    from twistlm.eval.generation import generation_metric as gm
+
+    def num(x: float | None, spec: str) -> str:
+        return "–" if x is None else format(x, spec)
+
+    def words(g: dict[str, Any]) -> str:
+        n = g.get("n_prompts")
+        return "–" if not n else f"{n - (g.get('n_empty_transcripts') or 0)}/{n}"
+
+    rows = [
+        "| speech | transcripts with words | text-LM perplexity (token-weighted) | GSLM auto-BLEU-2 | WER vs the text |",
+        "|---|---|---|---|---|",
+    ]
+    for name, g in (("warm continuation", gen), ("cold continuation", gen_cold)):
+        if g:
+            rows.append(
+                f"| {name} | {words(g)} | "
+                f"{num(gm(g, 'text_ppl_token_weighted_continuation'), '.1f')} | "
+                f"{num(gm(g, 'auto_bleu2_gslm_continuation'), '.3f')} | – |"
+            )
+    for name, kind, wer in (
+        ("prompts' real speech, resynthesized", "resynth", "resynth_wer"),
+        ("prompts' real speech, original TTS audio", "original", "original_wer"),
+    ):
+        rows.append(
+            f"| {name} | – | {num(gen.get(f'text_ppl_token_weighted_{kind}'), '.1f')} | "
+            f"{num(gen.get(f'auto_bleu2_gslm_{kind}'), '.3f')} | "
+            f"{num(None if gen.get(wer) is None else 100 * gen[wer], '.1f')}% |"
+        )
+    return rows
+
+
+def _transcript_lines(records_path: Path, n: int = 3) -> list[str]:
+    """The first ``n`` warm continuations' transcripts, quoted."""
+    if not records_path.exists():
+        return []
+    lines = ["What Whisper heard in the warm model's first continuations:"]
+    for line in records_path.read_text().splitlines()[:n]:
+        rec = json.loads(line)
+        text = (rec.get("continuation_transcript") or "").strip() or "(nothing)"
+        lines.append(f'- {rec.get("key")}: "{text}"')
+    return lines

@@ -1,5 +1,6 @@
 """Unit vocoders: CodeHiFiGAN (textlesslib layout) with duration predictor, and the acoustic-model
-+ Griffin-Lim candidate (twistlm.vocoder.acoustic); loading, training."""
+vocoder (twistlm.vocoder.acoustic: units -> WORLD features -> WORLD, the packaged default);
+loading, training."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ __all__ = ["Vocoder", "generator_config", "load_vocoder"]
 
 
 def load_vocoder(path: str | Path, device: str = "cpu"):
-    """Any twistlm vocoder dir: an acoustic-model vocoder (``acoustic.json``, CPU only) or a
-    CodeHiFiGAN one (``config.json``); both have ``synthesize(units, durations=None)``."""
+    """Any twistlm vocoder: ``"packaged"`` (the shipped default, twistlm.packaged), an
+    acoustic-model vocoder dir (``acoustic.json``, CPU only) or a CodeHiFiGAN one
+    (``config.json``); all have ``synthesize(units, durations=None)``."""
     from twistlm.vocoder.acoustic import CONFIG_FILE, AcousticVocoder
 
+    if str(path) == "packaged":
+        from twistlm.packaged import packaged_vocoder_dir
+
+        return AcousticVocoder.from_pretrained(packaged_vocoder_dir())
     path = Path(path)
     for d in (path, path / "vocoder"):
         if (d / CONFIG_FILE).exists():

@@ -1,19 +1,24 @@
-"""A unit vocoder without a GAN: units -> log-magnitude spectrogram (one voice) -> Griffin-Lim.
+"""A unit vocoder without a GAN: units -> acoustic features of one voice -> a DSP synthesizer.
 
-A CANDIDATE for an intelligible offline vocoder (not yet the default; its WER is not measured
-here yet). The idea: aligned regression converges in minutes on a CPU where a GAN does not,
-and Griffin-Lim from a true magnitude is as intelligible as the original audio (measured:
-Whisper WER 22.8% vs 23.7%, docs/measurements.md), so everything rests on predicting the
-spectrum from the units.
+Aligned regression converges in CPU minutes where a GAN does not, so everything rests on
+predicting the voice's acoustic features from the units. Two targets (``AcousticConfig.target``):
 
-Model (non-autoregressive, FastSpeech-like without attention):
-- deduplicated units and their durations (frames at the tokenizer hop) are expanded to STFT
-  frames (``hop // 160`` per unit frame, STFT hop 160 = 10 ms at 16 kHz);
-- input per STFT frame: the unit's embedding plus a projection of (position inside the unit's
-  run in [0, 1), log of the run's length in unit frames);
-- ``layers`` residual blocks (Conv1d, GELU, LayerNorm, dropout) at the STFT frame rate;
-- a 1x1 conv to ``n_fft // 2 + 1`` natural-log magnitudes, trained with L1 against the STFT of
-  the voice's audio (n_fft 1024, Hann window, centred);
+- ``"world"`` (the default): WORLD features (twistlm.vocoder.world: 40 coded envelope
+  coefficients, coded aperiodicity, interpolated log f0, voicing) resynthesized by WORLD;
+- ``"logmag"``: the 513-bin natural-log STFT magnitude (n_fft 1024, Hann, centred) inverted by
+  Griffin-Lim (twistlm.vocoder.griffinlim; 32 iterations).
+
+Model (non-autoregressive, FastSpeech-like without attention), all at 10 ms frames (hop 160):
+- the deduplicated units are embedded and pass ``unit_layers`` residual conv blocks (or
+  transformer encoder layers) over the unit sequence: the units of the offline tokenizer come
+  from a contextual encoder, and one unit alone says little about its sound (measured: per-unit
+  mean features resynthesize at 98% WER, docs/vocoder.md);
+- each unit's vector is repeated over its frames (``hop // 160`` per unit frame) and gets a
+  projection of (position inside the unit's run in [0, 1), log of the run's length in unit
+  frames);
+- ``layers`` residual blocks (Conv1d, GELU, LayerNorm, dropout) at the frame rate;
+- a 1x1 conv to the target's features, normalized by the training set's per-dimension mean
+  and standard deviation (buffers saved with the weights); L1 in the normalized space;
 - a duration predictor on the deduplicated units (fairseq FastSpeech2 ``VariancePredictor``,
   MSE on ``log(1 + frames)``, textless rounding rule), so ``synthesize(units)`` works without
   durations, as the HiFi-GAN vocoder's does.
@@ -39,7 +44,7 @@ from twistlm.vocoder.unit_vocoder import check_durations, check_units, save_weig
 
 CONFIG_FILE = "acoustic.json"
 WEIGHTS_FILE = "acoustic.safetensors"
-KIND = "units-spectrogram-griffin-lim"
+KINDS = {"world": "units-world", "logmag": "units-spectrogram-griffin-lim"}
 LOG_FLOOR = 1e-5
 
 
@@ -51,15 +56,24 @@ class AcousticConfig:
         n_units: unit vocabulary (the tokenizer's k).
         hop: samples per unit frame (the tokenizer's hop: 640 at 25 Hz, 320 at 50 Hz).
         sample_rate: audio rate (16 kHz).
-        dim / layers / kernel / dropout: the residual conv stack at the STFT frame rate.
+        target: ``"world"`` (WORLD features + WORLD synthesis) or ``"logmag"`` (log STFT
+            magnitude + Griffin-Lim).
+        dim / unit_layers / layers / kernel / dropout: width, layers over the unit sequence,
+            conv blocks at the frame rate, their kernel and dropout.
+        unit_encoder: the layers over the unit sequence: ``"conv"`` (residual conv blocks,
+            kernel 3; the default) or ``"transformer"`` (pre-LN encoder layers, 4 heads,
+            sinusoidal positions: the whole utterance as context; measured no better here).
         dur_hidden / dur_kernel: the duration predictor.
-        gl_iters: Griffin-Lim iterations at synthesis.
+        gl_iters: Griffin-Lim iterations at synthesis (``logmag`` only).
     """
 
     n_units: int
     hop: int
     sample_rate: int = 16_000
+    target: str = "world"
     dim: int = 256
+    unit_layers: int = 3
+    unit_encoder: str = "conv"
     layers: int = 6
     kernel: int = 5
     dropout: float = 0.1
@@ -74,14 +88,24 @@ class AcousticConfig:
             raise ValueError(f"hop {self.hop} must be a positive multiple of {STFT_HOP}")
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd, got {self.kernel}")
+        if self.unit_encoder not in ("transformer", "conv"):
+            raise ValueError(f"unit_encoder must be transformer or conv, got {self.unit_encoder!r}")
+        if self.unit_encoder == "transformer" and self.dim % 4:
+            raise ValueError(f"dim must be a multiple of 4 heads, got {self.dim}")
+        if self.target not in KINDS:
+            raise ValueError(f"target must be one of {sorted(KINDS)}, got {self.target!r}")
 
     @property
     def frames_per_unit_frame(self) -> int:
         return self.hop // STFT_HOP
 
     @property
-    def n_freq(self) -> int:
-        return N_FFT // 2 + 1
+    def n_out(self) -> int:
+        if self.target == "logmag":
+            return N_FFT // 2 + 1
+        from twistlm.vocoder import world
+
+        return world.n_features(self.sample_rate)
 
 
 class _Block(nn.Module):
@@ -97,40 +121,95 @@ class _Block(nn.Module):
         return x + F.dropout(y, self.dropout, self.training)
 
 
-def frame_features(units: Tensor, durations: Tensor, r: int) -> tuple[Tensor, Tensor]:
-    """(N,) deduplicated units and (N,) durations (unit frames) -> per STFT frame (T = sum * r):
-    the unit id (T,) and [position inside its run in [0, 1), log(run length)] (T, 2)."""
+def frame_index(durations: Tensor, r: int) -> tuple[Tensor, Tensor]:
+    """(N,) durations (unit frames) -> per 10 ms frame (T = sum * r): the index of its unit in
+    the deduplicated sequence (T,) and [position inside the run in [0, 1), log(run length in
+    unit frames)] (T, 2)."""
     steps = durations.long() * r
-    ids = torch.repeat_interleave(units.long(), steps)
+    index = torch.repeat_interleave(torch.arange(steps.numel()), steps)
     start = torch.repeat_interleave(torch.cumsum(steps, 0) - steps, steps)
     length = torch.repeat_interleave(steps, steps).float()
-    pos = (torch.arange(ids.numel()) - start).float() / length
-    log_len = torch.log(length / r)
-    return ids, torch.stack([pos, log_len], dim=1)
+    pos = (torch.arange(index.numel()) - start).float() / length
+    return index, torch.stack([pos, torch.log(length / r)], dim=1)
 
 
-class UnitSpectrogramModel(nn.Module):
-    """Units + durations -> (B, n_freq, T) natural-log magnitudes at the STFT frame rate."""
+def frame_features(units: Tensor, durations: Tensor, r: int) -> tuple[Tensor, Tensor]:
+    """(N,) units + durations -> the unit id per frame (T,) and the run features (T, 2)."""
+    index, feats = frame_index(durations, r)
+    return units.long()[index], feats
+
+
+def sinusoidal_positions(n: int, dim: int) -> Tensor:
+    """(n, dim) sine/cosine position table (Vaswani et al. 2017)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10_000.0) / dim))
+    table = torch.zeros(n, dim)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table
+
+
+class AcousticModel(nn.Module):
+    """Units + durations -> (B, n_out, T) normalized acoustic features at 10 ms frames."""
 
     def __init__(self, cfg: AcousticConfig):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.n_units, cfg.dim)
+        if cfg.unit_encoder == "transformer":
+            self.unit_blocks = nn.ModuleList(
+                nn.TransformerEncoderLayer(
+                    cfg.dim, 4, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True
+                )
+                for _ in range(cfg.unit_layers)
+            )
+        else:
+            self.unit_blocks = nn.ModuleList(
+                _Block(cfg.dim, 3, cfg.dropout) for _ in range(cfg.unit_layers)
+            )
         self.position = nn.Linear(2, cfg.dim)
         self.blocks = nn.ModuleList(
             _Block(cfg.dim, cfg.kernel, cfg.dropout) for _ in range(cfg.layers)
         )
-        self.out = nn.Conv1d(cfg.dim, cfg.n_freq, 1)
+        self.out = nn.Conv1d(cfg.dim, cfg.n_out, 1)
+        self.register_buffer("feature_mean", torch.zeros(cfg.n_out))
+        self.register_buffer("feature_std", torch.ones(cfg.n_out))
         self.dur_embed = nn.Embedding(cfg.n_units, cfg.dim)
         self.dur_predictor = VariancePredictor(cfg.dim, cfg.dur_hidden, cfg.dur_kernel, cfg.dropout)
 
-    def forward(self, ids: Tensor, feats: Tensor, mask: Tensor) -> Tensor:
-        """ids (B, T), feats (B, T, 2), mask (B, T) -> (B, n_freq, T) log magnitudes."""
-        x = (self.embed(ids) + self.position(feats)).transpose(1, 2)
+    def forward(
+        self, units: Tensor, unit_mask: Tensor, index: Tensor, feats: Tensor, mask: Tensor
+    ) -> Tensor:
+        """units / unit_mask (B, N); index (B, T) into the units, feats (B, T, 2), mask (B, T)
+        -> (B, n_out, T) features in the normalized space."""
+        u = self._encode_units(units, unit_mask)
+        x = torch.gather(u, 2, index.unsqueeze(1).expand(-1, u.shape[1], -1))
+        x = x + self.position(feats).transpose(1, 2)
         m = mask.unsqueeze(1).to(x.dtype)
         for block in self.blocks:
             x = block(x, m)
         return self.out(x * m)
+
+    def _encode_units(self, units: Tensor, unit_mask: Tensor) -> Tensor:
+        """(B, N) units -> (B, dim, N) unit vectors in context."""
+        u = self.embed(units)
+        if self.cfg.unit_encoder == "conv":
+            u = u.transpose(1, 2)
+            um = unit_mask.unsqueeze(1).to(u.dtype)
+            for block in self.unit_blocks:
+                u = block(u, um)
+            return u
+        u = u + sinusoidal_positions(units.shape[1], self.cfg.dim).to(u.dtype)
+        for layer in self.unit_blocks:
+            u = layer(u, src_key_padding_mask=~unit_mask)
+        return u.transpose(1, 2)
+
+    def normalize(self, features: Tensor) -> Tensor:
+        """(..., n_out, T) raw features -> the normalized space the model predicts in."""
+        return (features - self.feature_mean[:, None]) / self.feature_std[:, None]
+
+    def denormalize(self, pred: Tensor) -> Tensor:
+        return pred * self.feature_std[:, None] + self.feature_mean[:, None]
 
     def predict_log_durations(self, units: Tensor) -> Tensor:
         """(B, N) deduplicated units -> (B, N) predicted log(1 + frames)."""
@@ -146,12 +225,20 @@ def log_magnitude(wav: Tensor, window: Tensor) -> Tensor:
     return torch.log(spec.abs().clamp(min=LOG_FLOOR))
 
 
+def analyze(audio: np.ndarray, cfg: AcousticConfig) -> np.ndarray:
+    """(S,) float audio -> (S // 160 + 1, n_out) float32 raw target features."""
+    if cfg.target == "world":
+        from twistlm.vocoder import world
+
+        return world.analyze(audio, cfg.sample_rate)
+    window = torch.hann_window(N_FFT)
+    return log_magnitude(torch.from_numpy(audio).float()[None], window)[0].T.numpy()
+
+
 class AcousticVocoder:
     """Inference wrapper with the :class:`~twistlm.vocoder.Vocoder` interface (one voice)."""
 
-    label = "acoustic model (units -> log spectrogram) + Griffin-Lim"
-
-    def __init__(self, model: UnitSpectrogramModel, info: dict[str, Any] | None = None):
+    def __init__(self, model: AcousticModel, info: dict[str, Any] | None = None):
         self.model = model.eval()
         self.cfg = model.cfg
         self.info = dict(info or {})
@@ -161,6 +248,11 @@ class AcousticVocoder:
         self.has_duration_predictor = True
         self.speakers: list[str] = []
         self.window = torch.hann_window(N_FFT)
+        self.label = (
+            "acoustic model (units -> WORLD features) + WORLD"
+            if self.cfg.target == "world"
+            else "acoustic model (units -> log spectrogram) + Griffin-Lim"
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> AcousticVocoder:
@@ -171,19 +263,28 @@ class AcousticVocoder:
             if not (path / name).exists():
                 raise FileNotFoundError(f"{path}: not an acoustic vocoder dir (missing {name})")
         meta = json.loads((path / CONFIG_FILE).read_text())
-        if meta.get("kind") != KIND:
-            raise ValueError(f"{path}: kind {meta.get('kind')!r}, expected {KIND!r}")
-        model = UnitSpectrogramModel(AcousticConfig(**meta["config"]))
-        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)), strict=True)
+        if meta.get("kind") not in KINDS.values():
+            raise ValueError(
+                f"{path}: kind {meta.get('kind')!r}, expected one of {sorted(KINDS.values())}"
+            )
+        cfg = AcousticConfig(**meta["config"])
+        if KINDS[cfg.target] != meta["kind"]:
+            raise ValueError(f"{path}: kind {meta['kind']!r} does not match target {cfg.target!r}")
+        model = AcousticModel(cfg)
+        state = {k: v.float() for k, v in load_file(str(path / WEIGHTS_FILE)).items()}
+        model.load_state_dict(state, strict=True)
         return cls(model, meta.get("info"))
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, half: bool = False) -> None:
+        """Write acoustic.json + acoustic.safetensors (``half``: fp16 weights, half the size;
+        loading casts back to fp32)."""
         from twistlm.io import write_json
 
         path = Path(path)
-        save_weights(self.model, path / WEIGHTS_FILE)
+        save_weights(self.model, path / WEIGHTS_FILE, half=half)
         write_json(
-            path / CONFIG_FILE, {"kind": KIND, "config": asdict(self.cfg), "info": self.info}
+            path / CONFIG_FILE,
+            {"kind": KINDS[self.cfg.target], "config": asdict(self.cfg), "info": self.info},
         )
 
     def _check_units(self, units: Tensor) -> Tensor:
@@ -196,12 +297,20 @@ class AcousticVocoder:
         return durations_from_log(self.model.predict_log_durations(units.unsqueeze(0))[0])
 
     @torch.inference_mode()
-    def log_spectrogram(self, units: Tensor, durations: Tensor) -> Tensor:
-        """(N,) units + (N,) durations -> (n_freq, sum(durations) * r + 1) log magnitudes."""
-        ids, feats = frame_features(units, durations, self.cfg.frames_per_unit_frame)
-        mask = torch.ones(1, ids.numel(), dtype=torch.bool)
-        logmag = self.model(ids.unsqueeze(0), feats.unsqueeze(0), mask)[0]
-        return torch.cat([logmag, logmag[:, -1:]], dim=1)  # centred STFT: one frame more
+    def features(self, units: Tensor, durations: Tensor) -> Tensor:
+        """(N,) units + (N,) durations -> (n_out, sum(durations) * r + 1) raw features (the
+        last frame repeated: the centred analysis has one frame more than the unit frames)."""
+        index, feats = frame_index(durations, self.cfg.frames_per_unit_frame)
+        n = units.numel()
+        pred = self.model(
+            units.long().unsqueeze(0),
+            torch.ones(1, n, dtype=torch.bool),
+            index.unsqueeze(0),
+            feats.unsqueeze(0),
+            torch.ones(1, index.numel(), dtype=torch.bool),
+        )[0]
+        pred = self.model.denormalize(pred)
+        return torch.cat([pred, pred[:, -1:]], dim=1)
 
     @torch.inference_mode()
     def synthesize(
@@ -219,62 +328,64 @@ class AcousticVocoder:
             if durations is None
             else check_durations(units, durations)
         )
-        mag = torch.exp(self.log_spectrogram(units, durations).float())
+        feats = self.features(units, durations).float()
         length = int(durations.sum()) * self.hop
-        wav = griffin_lim(mag, length, self.cfg.gl_iters, self.window)
-        peak = float(wav.abs().max())
+        if self.cfg.target == "world":
+            from twistlm.vocoder import world
+
+            wav = world.synthesize(feats.T.numpy(), self.sample_rate, length)
+        else:
+            wav = griffin_lim(torch.exp(feats), length, self.cfg.gl_iters, self.window).numpy()
+        peak = float(np.abs(wav).max()) if wav.size else 0.0
         if peak > 1.0:
             wav = wav / peak * 0.9
-        return wav.numpy().astype(np.float32)
+        return wav.astype(np.float32)
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
         return (
-            f"AcousticVocoder(n_units={self.n_units}, hop={self.hop}, "
-            f"params={n / 1e6:.2f}M, griffin_lim_iters={self.cfg.gl_iters})"
+            f"AcousticVocoder(target={self.cfg.target}, n_units={self.n_units}, "
+            f"hop={self.hop}, params={n / 1e6:.2f}M)"
         )
 
 
-def collate(
-    items: list[tuple[Tensor, Tensor, Tensor]], r: int, window: Tensor
-) -> dict[str, Tensor]:
-    """[(units, durations, audio float (sum(durations) * hop,))] -> a padded training batch:
-    ids (B, T), feats (B, T, 2), mask (B, T), target log magnitudes (B, n_freq, T), and the
-    deduplicated units / durations / unit mask for the duration loss."""
-    per = [frame_features(u, d, r) for u, d, _ in items]
-    t_max = max(ids.numel() for ids, _ in per)
+def collate(items: list[tuple[Tensor, Tensor, Tensor]], r: int) -> dict[str, Tensor]:
+    """[(units (N,), durations (N,), raw target features (sum(durations) * r, n_out))] -> a
+    padded batch: units / durations / unit_mask (B, N), index / feats / mask (B, T) and the
+    target (B, n_out, T)."""
+    per = [frame_index(d, r) for _, d, _ in items]
+    t_max = max(idx.numel() for idx, _ in per)
     n_max = max(u.numel() for u, _, _ in items)
-    ids = torch.zeros(len(items), t_max, dtype=torch.long)
-    feats = torch.zeros(len(items), t_max, 2)
-    mask = torch.zeros(len(items), t_max, dtype=torch.bool)
-    target = torch.full((len(items), N_FFT // 2 + 1, t_max), math.log(LOG_FLOOR))
-    units = torch.zeros(len(items), n_max, dtype=torch.long)
-    durs = torch.ones(len(items), n_max, dtype=torch.long)
-    umask = torch.zeros(len(items), n_max, dtype=torch.bool)
-    for b, ((fi, ff), (u, d, wav)) in enumerate(zip(per, items, strict=True)):
-        t = fi.numel()
-        ids[b, :t], feats[b, :t], mask[b, :t] = fi, ff, True
-        target[b, :, :t] = log_magnitude(wav.unsqueeze(0), window)[0, :, :t]
-        units[b, : u.numel()], durs[b, : u.numel()], umask[b, : u.numel()] = u, d, True
-    return {
-        "ids": ids,
-        "feats": feats,
-        "mask": mask,
-        "target": target,
-        "units": units,
-        "durations": durs,
-        "unit_mask": umask,
+    n_out = items[0][2].shape[1]
+    b = len(items)
+    batch = {
+        "units": torch.zeros(b, n_max, dtype=torch.long),
+        "durations": torch.ones(b, n_max, dtype=torch.long),
+        "unit_mask": torch.zeros(b, n_max, dtype=torch.bool),
+        "index": torch.zeros(b, t_max, dtype=torch.long),
+        "feats": torch.zeros(b, t_max, 2),
+        "mask": torch.zeros(b, t_max, dtype=torch.bool),
+        "target": torch.zeros(b, n_out, t_max),
     }
+    for i, ((idx, ff), (u, d, tgt)) in enumerate(zip(per, items, strict=True)):
+        t, n = idx.numel(), u.numel()
+        if tgt.shape[0] != t:
+            raise ValueError(f"target has {tgt.shape[0]} frames, durations give {t}")
+        batch["units"][i, :n], batch["durations"][i, :n], batch["unit_mask"][i, :n] = u, d, True
+        batch["index"][i, :t], batch["feats"][i, :t], batch["mask"][i, :t] = idx, ff, True
+        batch["target"][i, :, :t] = tgt.T
+    return batch
 
 
-def losses(model: UnitSpectrogramModel, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Masked L1 on log magnitudes and the duration MSE of one batch."""
+def losses(model: AcousticModel, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Masked L1 in the normalized feature space and the duration MSE of one batch."""
     from twistlm.vocoder.duration import masked_duration_loss
 
-    pred = model(batch["ids"], batch["feats"], batch["mask"])
+    pred = model(batch["units"], batch["unit_mask"], batch["index"], batch["feats"], batch["mask"])
+    target = model.normalize(batch["target"])
     m = batch["mask"].unsqueeze(1).float()
-    l1 = ((pred - batch["target"]).abs() * m).sum() / (m.sum() * pred.shape[1]).clamp(min=1.0)
+    l1 = ((pred - target).abs() * m).sum() / (m.sum() * pred.shape[1]).clamp(min=1.0)
     dur = masked_duration_loss(
         model.predict_log_durations(batch["units"]), batch["durations"], batch["unit_mask"]
     )
-    return {"spec_l1": l1, "dur_mse": dur}
+    return {"feature_l1": l1, "dur_mse": dur}

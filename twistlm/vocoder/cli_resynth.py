@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
     from twistlm.audio import AudioError, load_audio, write_wav
     from twistlm.io import ErrorLog, write_json
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
-    from twistlm.vocoder import Vocoder
+    from twistlm.vocoder import load_vocoder
 
     tokenizer = UnitTokenizer.from_pretrained(args.tokenizer)
-    vocoder = Vocoder.from_pretrained(args.vocoder, device=args.device)
+    vocoder = load_vocoder(args.vocoder, device=args.device)
     try:
         check_pair(tokenizer, vocoder)
         speaker = _speaker(vocoder, args.speaker)

@@ -100,14 +100,17 @@ def check_durations(units: Tensor, durations) -> Tensor:
     return durations
 
 
-def save_weights(module: torch.nn.Module, path: Path) -> None:
-    """A module's state dict as safetensors at ``path`` (written atomically)."""
+def save_weights(module: torch.nn.Module, path: Path, half: bool = False) -> None:
+    """A module's state dict as safetensors at ``path`` (written atomically; ``half``: floating
+    tensors stored as fp16)."""
     from safetensors.torch import save_file
 
     from twistlm.io import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))
 
