@@ -187,7 +187,8 @@ def feature_stats(feats: list[Tensor]) -> tuple[Tensor, Tensor]:
     return allf.mean(0).float(), allf.std(0).clamp(min=1e-3).float()
 
 
-def _lr(step: int, cfg: AcousticTrainConfig) -> float:
+def lr_at(step: int, cfg: AcousticTrainConfig) -> float:
+    """Learning rate at ``step``: linear warm-up over 2% of max_steps, cosine to 10%."""
     warm = max(1, cfg.max_steps // 50)
     if step < warm:
         return cfg.lr * (step + 1) / warm
@@ -265,7 +266,7 @@ def train_acoustic_vocoder(cfg: AcousticTrainConfig) -> dict[str, Any]:
         if cfg.max_seconds is not None and time.perf_counter() - t0 >= cfg.max_seconds:
             break
         for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg)
+            g["lr"] = lr_at(step, cfg)
         pick = torch.randint(0, len(train_items), (cfg.batch_size,), generator=rng).tolist()
         batch = collate(
             [crop(*train_items[i], r, cfg.max_unit_frames, rng) for i in pick],
