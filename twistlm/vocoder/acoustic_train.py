@@ -107,15 +107,13 @@ def crop(units: Tensor, durations: Tensor, feats: Tensor, r: int, max_frames: in
 
 def _texts(corpus: Path) -> dict[str, str]:
     """Unit-shard id (path under ``corpus/wavs``) -> text, from a synth corpus manifest."""
-    import json as _json
-
     path = corpus / "manifest.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: parallel training needs synth corpora")
     out = {}
     for line in path.read_text().splitlines():
         if line.strip():
-            row = _json.loads(line)
+            row = json.loads(line)
             out[Path(row["path"]).relative_to("wavs").as_posix()] = row["text"]
     return out
 
