@@ -191,3 +191,14 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
     check_same_settings(smoke_config(out=str(tmp_path)), path)  # same settings: resumes
     with pytest.raises(ConfigError, match="n_units: 64 -> 32"):
         check_same_settings(smoke_config(out=str(tmp_path), n_units=32), path)
+
+
+def test_stages_skip_recorded_ones_and_know_when_one_ran(tmp_path):
+    from twistlm.quickstart.pipeline import Stages
+
+    st = Stages(tmp_path, ["a", "b", "report"])
+    assert st.run("a", "first", lambda: {"x": 1}) == {"x": 1} and st.ran_any
+    again = Stages(tmp_path, ["a", "b", "report"])  # a rerun: "a" is recorded in stages.json
+    assert again.run("a", "first", lambda: {"x": 2}) == {"x": 1} and not again.ran_any
+    again.run("b", "added since", lambda: {"y": 1})
+    assert again.ran_any  # so the quickstart writes its report again

@@ -50,6 +50,7 @@ class Stages:
         self.names = names
         self.done: dict[str, dict[str, Any]] = read_json(self.path) if self.path.exists() else {}
         self.t0 = time.time()
+        self.ran_any = False  # whether a stage ran (not skipped) in this invocation
 
     def run(self, name: str, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         i = self.names.index(name) + 1
@@ -63,6 +64,7 @@ class Stages:
         t = time.time()
         result = fn()
         secs = time.time() - t
+        self.ran_any = True
         self.done[name] = {"seconds": round(secs, 1), "result": result}
         write_json(self.path, self.done)
         print(f"[{i}/{n}] {name}: finished in {secs:.0f} s", flush=True)
@@ -366,6 +368,8 @@ def run_quickstart(cfg: QuickstartConfig) -> dict[str, Any]:
     def _report():
         return write_report(cfg, out, st.seconds(), corpus, benches)
 
+    if st.ran_any:  # a stage ran in this invocation (e.g. one added since): write it again
+        st.done.pop("report", None)
     st.run("report", "writing report/", _report)
     combined = read_json(out / "report" / "results.json")
     print(f"\nquickstart finished in {(time.time() - t_start) / 60:.1f} min (this invocation)")
