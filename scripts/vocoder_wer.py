@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from twistlm.eval.generation import whisper_transcriber, word_error_rate
     from twistlm.io import write_json
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
-    from twistlm.vocoder import load_vocoder
+    from twistlm.vocoder import load_vocoder, world
     from twistlm.vocoder.cli_resynth import check_pair
 
     corpus = Path(args.corpus)
@@ -113,8 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         if baseline is not None:
             audio["baseline_griffin_lim_true_durations"] = baseline.synthesize(t.units, t.durations)
         if args.world_copy:
-            from twistlm.vocoder import world
-
             audio["world_analysis_synthesis"] = world.synthesize(
                 world.analyze(wav, 16_000), 16_000, wav.size
             )

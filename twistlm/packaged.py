@@ -30,13 +30,15 @@ SHA256: dict[str, str] = {
 }
 
 
-def verify(root: Path | None = None) -> None:
-    """Raise FileNotFoundError / ValueError unless every pinned file is there, unchanged."""
+def verify(root: Path | None = None, folder: str | None = None) -> None:
+    """Raise FileNotFoundError / ValueError unless every pinned file (only those under
+    ``folder``, e.g. ``"vocoder"``, when given) is there, unchanged."""
     from twistlm.loaders import sha256_file
 
     root = ROOT if root is None else root
-
     for rel, expected in SHA256.items():
+        if folder is not None and not rel.startswith(f"{folder}/"):
+            continue
         path = root / rel
         if not path.exists():
             raise FileNotFoundError(f"packaged asset missing: {path} (reinstall twistlm)")
@@ -46,12 +48,12 @@ def verify(root: Path | None = None) -> None:
 
 
 def packaged_tokenizer_dir() -> Path:
-    """The shipped tokenizer folder (sha256-checked)."""
-    verify()
+    """The shipped tokenizer folder (its files sha256-checked)."""
+    verify(folder="tokenizer")
     return ROOT / "tokenizer"
 
 
 def packaged_vocoder_dir() -> Path:
-    """The shipped vocoder folder (sha256-checked)."""
-    verify()
+    """The shipped vocoder folder (its files sha256-checked)."""
+    verify(folder="vocoder")
     return ROOT / "vocoder"

@@ -133,6 +133,7 @@ def parallel_items(
     from twistlm.vocoder.parallel import frame_vectors, warp_map, warped_features
 
     by_text = {target_texts[i]: i for i in target if i in target_texts}
+    target_vectors: dict[str, np.ndarray] = {}  # each target utterance's frames, once
     items, counts = [], {}
     for src in sources:
         texts = _texts(Path(src))
@@ -145,9 +146,9 @@ def parallel_items(
             units = torch.tensor(rec["units"], dtype=torch.long)
             durs = torch.tensor(rec["durations"], dtype=torch.long)
             t_units, t_durs, t_feats = target[tid]
-            mapping = warp_map(
-                frame_vectors(units, durs, centroids), frame_vectors(t_units, t_durs, centroids)
-            )
+            if tid not in target_vectors:
+                target_vectors[tid] = frame_vectors(t_units, t_durs, centroids)
+            mapping = warp_map(frame_vectors(units, durs, centroids), target_vectors[tid])
             items.append((units, durs, warped_features(mapping, t_feats, r)))
             n += 1
         counts[str(src)] = n
