@@ -15,8 +15,10 @@ from twistlm.tokenizer.kmeans import (
     UnsafeFileError,
     assign,
     fit_kmeans,
+    fit_standardizer,
     import_kmeans_pickle,
     load_centroids,
+    load_standardizer,
     save_centroids,
 )
 from twistlm.tokenizer.spectral import SpectralFeatures
@@ -185,6 +187,67 @@ def test_unit_tokenizer_save_load_roundtrip(tmp_path):
         a, b = tok.encode(wav), tok2.encode(wav)
         assert torch.equal(a.units, b.units) and torch.equal(a.durations, b.durations)
         assert a.n_frames == fx.n_frames(16000)
+
+
+def test_standardized_tokenizer_assigns_zscores_and_roundtrips(tmp_path):
+    g = torch.Generator().manual_seed(3)
+    fx = SpectralFeatures(frame_rate=50, norm="none")
+    wav = torch.randn(16000, generator=g) * 0.1
+    feats = fx(wav)
+    mean, std = fit_standardizer(feats.numpy())
+    np.testing.assert_allclose(mean.numpy(), feats.double().mean(0).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(std.numpy(), feats.double().std(0).numpy(), rtol=1e-5, atol=1e-5)
+    centroids = torch.randn(7, fx.dim, generator=g)
+    tok = UnitTokenizer(fx, centroids, name="z", standardizer=(mean, std))
+    ref = torch.cdist(((feats - mean) / std).double(), centroids.double()).argmin(1)
+    assert torch.equal(tok.frame_units(wav), ref)
+    raw = UnitTokenizer(fx, centroids, name="z")  # same centroids, no standardizer: other units
+    assert not torch.equal(raw.frame_units(wav), ref)
+    tok.save_pretrained(tmp_path / "z")
+    assert tok.info()["standardize"] is True and "standardize" not in raw.info()
+    back = UnitTokenizer.from_pretrained(tmp_path / "z")
+    assert back.info() == tok.info() and torch.equal(back.frame_units(wav), ref)
+    m2, s2 = load_standardizer(tmp_path / "z" / "centroids.safetensors")
+    assert torch.equal(m2, mean) and torch.equal(s2, std)
+    raw.save_pretrained(tmp_path / "raw")  # a file without the vectors loads as raw features
+    assert load_standardizer(tmp_path / "raw" / "centroids.safetensors") is None
+    assert UnitTokenizer.from_pretrained(tmp_path / "raw").standardizer is None
+    # tokenizer.json and the centroid file must agree
+    import json
+
+    meta = json.loads((tmp_path / "raw" / "tokenizer.json").read_text())
+    meta["standardize"] = True
+    (tmp_path / "raw" / "tokenizer.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="lacks feature_mean"):
+        UnitTokenizer.from_pretrained(tmp_path / "raw")
+    with pytest.raises(ValueError, match="std must be > 0"):
+        UnitTokenizer(fx, centroids, standardizer=(mean, torch.zeros_like(std)))
+
+
+def test_build_offline_tokenizer_standardize_fits_on_zscores(tmp_path):
+    import soundfile as sf
+
+    from twistlm.tokenizer.unit_tokenizer import build_offline_tokenizer
+
+    wav = tone_segments(0.3, 10, seed=4).numpy()
+    sf.write(tmp_path / "a.wav", wav, 16000)
+    kw = dict(n_units=6, features="logmel", frame_rate=50, norm="none", n_iter=10, progress=False)
+    tok = build_offline_tokenizer([tmp_path / "a.wav"], standardize=True, **kw)
+    from twistlm.tokenizer.kmeans import sample_frames
+
+    feats = torch.as_tensor(
+        sample_frames(tok.extractor, [tmp_path / "a.wav"], 200_000, progress=False)
+    )  # every frame (fewer than the reservoir holds), as the fit read them
+    mean, std = tok.standardizer
+    np.testing.assert_allclose(mean.numpy(), feats.double().mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(std.numpy(), feats.double().std(0).numpy(), rtol=1e-5)
+    z = ((feats - mean) / std).numpy()
+    assert tok.centroids.shape == (6, feats.shape[1])
+    # the centroids live in z-space: refitting there with the same seed gives the same centroids
+    np.testing.assert_allclose(
+        tok.centroids.numpy(), fit_kmeans(z, 6, n_iter=10, seed=0).numpy(), atol=1e-5
+    )
+    assert build_offline_tokenizer([tmp_path / "a.wav"], **kw).standardizer is None
 
 
 def test_too_short_raises():

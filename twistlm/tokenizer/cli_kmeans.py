@@ -63,6 +63,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-iter", type=int, default=50, help="k-means iterations (50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-dedup", action="store_true", help="keep frame units (no run-length dedup)")
+    p.add_argument(
+        "--standardize",
+        action="store_true",
+        help="fit k-means on per-dimension z-scores of the features (mean/std stored with the "
+        "centroids); recommended for Whisper features, whose few high-variance dimensions "
+        "otherwise decide the clusters (docs/tokenizer_whisper.md)",
+    )
     p.add_argument("--centroids", help="use these centroids (safetensors) instead of fitting")
     p.add_argument("--fast", action="store_true", help="hubert: bf16 autocast")
     p.add_argument("--device", default=None, help="hubert: device (cpu, cuda:0)")
@@ -119,13 +126,23 @@ def run(args: argparse.Namespace) -> int:
 
     from twistlm.io import ErrorLog
     from twistlm.tokenizer.corpus import list_corpus
-    from twistlm.tokenizer.kmeans import fit_kmeans, load_centroids, sample_frames
+    from twistlm.tokenizer.kmeans import (
+        fit_kmeans,
+        fit_standardizer,
+        load_centroids,
+        load_standardizer,
+        sample_frames,
+    )
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
 
     extractor = build_extractor_from_args(args)
     out = Path(args.out)
+    standardizer = None
     if args.centroids:
         centroids, _ = load_centroids(args.centroids)
+        standardizer = load_standardizer(args.centroids)
+        if args.standardize and standardizer is None:
+            raise SystemExit(f"--standardize: {args.centroids} has no feature_mean/feature_std")
     else:
         if not args.audio:
             raise SystemExit("--audio is required unless --centroids is given")
@@ -133,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
         errors = ErrorLog(out / "errors.jsonl")
         frames = sample_frames(extractor, files, args.max_frames, seed=args.seed, errors=errors)
         print(f"fitting k={args.n_units} on {frames.shape[0]} frames of dim {frames.shape[1]}")
+        if args.standardize:
+            standardizer = fit_standardizer(frames)
+            frames = (frames - standardizer[0].numpy()) / standardizer[1].numpy()
         centroids = fit_kmeans(frames, args.n_units, n_iter=args.n_iter, seed=args.seed)
         if errors.count:
             print(f"{errors.count} file(s) skipped; see {errors.path}")
@@ -142,7 +162,11 @@ def run(args: argparse.Namespace) -> int:
         else (args.preset or "hubert") + f"-L{extractor.layer}"
     )
     tok = UnitTokenizer(
-        extractor, centroids, dedup=not args.no_dedup, name=f"{tag}-km{centroids.shape[0]}"
+        extractor,
+        centroids,
+        dedup=not args.no_dedup,
+        name=f"{tag}-km{centroids.shape[0]}",
+        standardizer=standardizer,
     )
     tok.save_pretrained(out)
     print(f"saved tokenizer {tok.info()} to {out}")

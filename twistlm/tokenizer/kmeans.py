@@ -2,7 +2,10 @@
 nearest-centroid assignment, safe centroid files, opt-in import of sklearn/textlesslib pickles.
 
 Centroid file: safetensors with one tensor ``centroids`` (k, dim) float32; string metadata
-(``n_units``, ``dim``, plus whatever the caller adds, e.g. features / layer / source).
+(``n_units``, ``dim``, plus whatever the caller adds, e.g. features / layer / source). A
+tokenizer that standardizes its features before k-means also stores ``feature_mean`` and
+``feature_std`` (dim,) float32 there; files without them (textlesslib, SlamKit) assign raw
+features.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from torch import Tensor
 
 CENTROIDS_KEY = "centroids"
+MEAN_KEY, STD_KEY = "feature_mean", "feature_std"
 
 
 class UnsafeFileError(PermissionError):
@@ -140,8 +144,14 @@ def assign(
 
 
 # ---------------------------------------------------------------- files
-def save_centroids(path: str | Path, centroids: Tensor, meta: dict[str, Any] | None = None) -> None:
-    """Atomically write (k, dim) centroids as safetensors with string metadata."""
+def save_centroids(
+    path: str | Path,
+    centroids: Tensor,
+    meta: dict[str, Any] | None = None,
+    standardizer: tuple[Tensor, Tensor] | None = None,
+) -> None:
+    """Atomically write (k, dim) centroids as safetensors with string metadata (and, if given,
+    the (mean, std) the features are standardized with before assignment)."""
     from safetensors.torch import save_file
 
     from twistlm.io import atomic_path
@@ -152,8 +162,14 @@ def save_centroids(path: str | Path, centroids: Tensor, meta: dict[str, Any] | N
     md = {"n_units": str(c.shape[0]), "dim": str(c.shape[1])}
     for k, v in (meta or {}).items():
         md[str(k)] = v if isinstance(v, str) else json.dumps(v)
+    tensors = {CENTROIDS_KEY: c}
+    if standardizer is not None:
+        mean, std = (torch.as_tensor(t).float().reshape(-1).contiguous() for t in standardizer)
+        if mean.numel() != c.shape[1] or std.numel() != c.shape[1]:
+            raise ValueError(f"standardizer must be ({c.shape[1]},) vectors")
+        tensors[MEAN_KEY], tensors[STD_KEY] = mean, std
     with atomic_path(path) as tmp:
-        save_file({CENTROIDS_KEY: c}, str(tmp), metadata=md)
+        save_file(tensors, str(tmp), metadata=md)
 
 
 def load_centroids(path: str | Path) -> tuple[Tensor, dict[str, str]]:
@@ -164,6 +180,25 @@ def load_centroids(path: str | Path) -> tuple[Tensor, dict[str, str]]:
         if CENTROIDS_KEY not in f.keys():
             raise ValueError(f"{path}: no {CENTROIDS_KEY!r} tensor (keys: {list(f.keys())})")
         return f.get_tensor(CENTROIDS_KEY).float(), dict(f.metadata() or {})
+
+
+def load_standardizer(path: str | Path) -> tuple[Tensor, Tensor] | None:
+    """The (mean, std) a centroid file standardizes features with, or None (raw features)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        keys = set(f.keys())
+        if not {MEAN_KEY, STD_KEY} & keys:
+            return None
+        if not {MEAN_KEY, STD_KEY} <= keys:
+            raise ValueError(f"{path}: has only one of {MEAN_KEY!r} / {STD_KEY!r}")
+        return f.get_tensor(MEAN_KEY).float(), f.get_tensor(STD_KEY).float()
+
+
+def fit_standardizer(frames: np.ndarray | Tensor, floor: float = 1e-5) -> tuple[Tensor, Tensor]:
+    """Per-dimension mean and std of (N, dim) frames (std floored so no dimension divides by 0)."""
+    x = torch.as_tensor(np.asarray(frames), dtype=torch.float64)
+    return x.mean(0).float(), x.std(0).clamp_min(floor).float()
 
 
 def import_kmeans_pickle(path: str | Path, trust_pickle: bool = False) -> Tensor:

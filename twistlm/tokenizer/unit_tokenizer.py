@@ -1,9 +1,11 @@
-"""``UnitTokenizer`` = feature extractor + k-means centroids + dedup flag.
+"""``UnitTokenizer`` = feature extractor + (optional per-dimension standardization) + k-means
+centroids + dedup flag.
 
 Saved layout (``save_pretrained(dir)``)::
 
     dir/tokenizer.json          how units are made (see ``info()``) + the extractor's config
-    dir/centroids.safetensors   (n_units, dim) float32
+    dir/centroids.safetensors   (n_units, dim) float32 (+ feature_mean / feature_std when the
+                                features are standardized before assignment)
     dir/encoder/                HF HubertModel truncated to ``layer`` (hubert features only)
 """
 
@@ -19,7 +21,7 @@ from torch import Tensor
 
 from twistlm.audio import AudioError
 from twistlm.tokenizer.dedup import dedup as _dedup
-from twistlm.tokenizer.kmeans import assign, load_centroids, save_centroids
+from twistlm.tokenizer.kmeans import assign, load_centroids, load_standardizer, save_centroids
 
 FORMAT = "twistlm-unit-tokenizer"
 TOKENIZER_JSON = "tokenizer.json"
@@ -54,12 +56,30 @@ class TokenizedUtterance:
 class UnitTokenizer:
     """Audio -> units. ``extractor`` follows :mod:`twistlm.tokenizer.features`."""
 
-    def __init__(self, extractor, centroids: Tensor, dedup: bool = True, name: str | None = None):
+    def __init__(
+        self,
+        extractor,
+        centroids: Tensor,
+        dedup: bool = True,
+        name: str | None = None,
+        standardizer: tuple[Tensor, Tensor] | None = None,
+    ):
+        """``standardizer``: (mean, std) per feature dimension; features become
+        ``(x - mean) / std`` before the nearest centroid is taken (centroids live in that space).
+        """
         centroids = torch.as_tensor(centroids).float()
         if centroids.ndim != 2 or centroids.shape[1] != extractor.dim:
             raise ValueError(
                 f"centroids {tuple(centroids.shape)} do not fit {extractor.dim}-dim features"
             )
+        self.standardizer = None
+        if standardizer is not None:
+            mean, std = (torch.as_tensor(t).float().reshape(-1) for t in standardizer)
+            if mean.numel() != extractor.dim or std.numel() != extractor.dim:
+                raise ValueError(f"standardizer must be two ({extractor.dim},) vectors")
+            if not bool((std > 0).all()):
+                raise ValueError("standardizer std must be > 0 in every dimension")
+            self.standardizer = (mean, std)
         self.extractor = extractor
         self.centroids = centroids.contiguous()
         self._c_sq = self.centroids.pow(2).sum(1)
@@ -109,6 +129,9 @@ class UnitTokenizer:
         return self._finish(torch.cat(parts))
 
     def _assign(self, feats: Tensor) -> Tensor:
+        if self.standardizer is not None:
+            mean, std = self.standardizer
+            feats = (feats.float() - mean.to(feats.device)) / std.to(feats.device)
         return assign(
             feats, self.centroids.to(feats.device), c_sq=self._c_sq.to(feats.device)
         ).cpu()
@@ -144,6 +167,8 @@ class UnitTokenizer:
         }
         if getattr(self.extractor, "pad_samples", 0):
             info["pad_samples"] = int(self.extractor.pad_samples)
+        if self.standardizer is not None:
+            info["standardize"] = True  # listed only when on: older infos stay as they were
         return info
 
     def save_pretrained(self, path: str | Path) -> None:
@@ -153,7 +178,9 @@ class UnitTokenizer:
         path.mkdir(parents=True, exist_ok=True)
         if self.extractor.name in ("hubert", "whisper"):
             self.extractor.save(path / ENCODER_DIR)
-        save_centroids(path / CENTROIDS_FILE, self.centroids, {"name": self.name})
+        save_centroids(
+            path / CENTROIDS_FILE, self.centroids, {"name": self.name}, self.standardizer
+        )
         cfg = dict(self.extractor.config())
         cfg.pop("source", None)
         write_json(
@@ -201,7 +228,20 @@ class UnitTokenizer:
                 cfg["device"] = device
         extractor = build_extractor(meta["features"], **cfg)
         centroids, _ = load_centroids(p / CENTROIDS_FILE)
-        tok = cls(extractor, centroids, dedup=meta.get("dedup", True), name=meta.get("name"))
+        standardizer = load_standardizer(p / CENTROIDS_FILE)
+        if bool(meta.get("standardize", False)) != (standardizer is not None):
+            raise ValueError(
+                f"{p}: tokenizer.json says standardize={meta.get('standardize', False)} but "
+                f"{CENTROIDS_FILE} {'has' if standardizer is not None else 'lacks'} "
+                "feature_mean/feature_std"
+            )
+        tok = cls(
+            extractor,
+            centroids,
+            dedup=meta.get("dedup", True),
+            name=meta.get("name"),
+            standardizer=standardizer,
+        )
         if abs(tok.frame_rate - float(meta["frame_rate"])) > 1e-6 or tok.hop != int(meta["hop"]):
             raise ValueError(
                 f"{p}: extractor gives {tok.frame_rate} Hz / hop {tok.hop}, metadata says "
@@ -224,6 +264,7 @@ def build_offline_tokenizer(
     n_iter: int = 50,
     seed: int = 0,
     dedup: bool = True,
+    standardize: bool = False,
     errors=None,
     progress: bool = True,
     **feature_kw: Any,
@@ -235,19 +276,27 @@ def build_offline_tokenizer(
     CTranslate2 models; ``frame_rate`` 25 pools pairs of its 50 Hz frames).
     Features of all files are sampled into at most ``max_frames`` frames (reservoir sampling),
     k-means runs with faiss, and the result is a ready :class:`UnitTokenizer` (not yet saved).
+    ``standardize``: fit k-means on per-dimension z-scores of the sampled frames (the mean and
+    std are stored with the centroids and applied at assignment), so no few high-variance
+    dimensions decide the clusters (see docs/tokenizer.md).
     """
     from twistlm.tokenizer.features import build_extractor
-    from twistlm.tokenizer.kmeans import fit_kmeans, sample_frames
+    from twistlm.tokenizer.kmeans import fit_kmeans, fit_standardizer, sample_frames
 
     if features == "whisper":
         extractor = build_extractor(features, frame_rate=frame_rate, **feature_kw)
     else:
         extractor = build_extractor(features, frame_rate=frame_rate, norm=norm, **feature_kw)
     frames = sample_frames(extractor, wavs, max_frames, seed=seed, errors=errors, progress=progress)
+    standardizer = None
+    if standardize:
+        standardizer = fit_standardizer(frames)
+        frames = ((torch.as_tensor(frames) - standardizer[0]) / standardizer[1]).numpy()
     centroids = fit_kmeans(frames, n_units, n_iter=n_iter, seed=seed)
     return UnitTokenizer(
         extractor,
         centroids,
         dedup=dedup,
+        standardizer=standardizer,
         name=f"{_feature_label(features, feature_kw)}{frame_rate:g}hz-km{n_units}",
     )
