@@ -196,7 +196,7 @@ def test_cli_fit_kmeans_then_tokenize(tmp_path, capsys):
     cen = str(tmp_path / "ztok/centroids.safetensors")
     assert main(["fit-kmeans", "--centroids", cen, "--out", str(tmp_path / "z2")]) == 0
     z2 = UnitTokenizer.from_pretrained(tmp_path / "z2")
-    assert all(torch.equal(a, b) for a, b in zip(z.standardizer, z2.standardizer))
+    assert all(torch.equal(a, b) for a, b in zip(z.standardizer, z2.standardizer, strict=True))
 
 
 def test_build_offline_tokenizer_dedups_to_plausible_rate(tmp_path):
