@@ -8,7 +8,7 @@ third shuffled, so both members of a pair have the same length, like sBLIMP/sSC 
 
 - baseline: ``twistlm.lm.scoring.score_units_reference``: each utterance alone, no padding,
   one forward pass per utterance (what a simple evaluation loop does).
-- ours: ``twistlm.eval.run.score_unique``, the function `twistlm eval` / ``evaluate()`` calls
+- ours: ``twistlm.lm.scoring.score_unique``, the function `twistlm eval` / ``evaluate()`` calls
   after tokenization: de-duplicate, pack pairs sharing a unit prefix of >= 8 units (here the
   first third) into one tree-attention row, sort by length, batched ``score_units`` (right
   padding + attention mask) for the rest.
@@ -83,9 +83,8 @@ def main() -> None:
 
     from pathlib import Path
 
-    from twistlm.eval.run import score_unique
     from twistlm.lm.model import SpeechLM
-    from twistlm.lm.scoring import score_units_reference
+    from twistlm.lm.scoring import score_unique, score_units_reference
     from twistlm.lm.warm_start import build_speech_lm
 
     t0 = time.perf_counter()

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from tiny_text_lm import tiny_speech_lm  # noqa: E402,I001  (tests/ is on sys.path)
 
 from twistlm.audio import write_wav
 from twistlm.cli import main
@@ -15,13 +14,12 @@ from twistlm.lm.cli_continue import continue_prompt
 N_UNITS = 12
 
 
-def _tiny_lm(n_units, meta=None, seed=0):
-    return tiny_speech_lm(n_units, meta, seed)
-
-
-def build_tiny_pipeline(root, n_units=N_UNITS, record_in_meta=True, vocoder_units=None):
+def build_tiny_pipeline(
+    tiny_speech_lm, root, n_units=N_UNITS, record_in_meta=True, vocoder_units=None
+):
     """Save a tiny tokenizer (log-mel 25 Hz + random centroids), vocoder (tiny CodeHiFiGAN with
-    duration predictor) and SpeechLM under ``root``; return their dirs."""
+    duration predictor) and SpeechLM under ``root``; return their dirs. ``tiny_speech_lm``: the
+    conftest fixture (its builder)."""
     from twistlm.tokenizer.spectral import SpectralFeatures
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
     from twistlm.vocoder import Vocoder, generator_config
@@ -35,7 +33,7 @@ def build_tiny_pipeline(root, n_units=N_UNITS, record_in_meta=True, vocoder_unit
     cfg = generator_config(vocoder_units or n_units, hop=tok.hop, size="tiny")
     Vocoder(CodeGenerator(cfg), cfg, {"tokenizer": tok.info()}).save_pretrained(voc_dir)
     meta = {"tokenizer": {**tok.info(), "path": str(tok_dir)}, "vocoder": str(voc_dir)}
-    _tiny_lm(n_units, meta if record_in_meta else {}).save_pretrained(lm_dir)
+    tiny_speech_lm(n_units, meta if record_in_meta else {}).save_pretrained(lm_dir)
     return tok_dir, voc_dir, lm_dir
 
 
@@ -49,9 +47,9 @@ def speechlike_wav(seconds=4.0, seed=0):
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, tiny_speech_lm):
     root = tmp_path_factory.mktemp("pipe")
-    tok, voc, lm = build_tiny_pipeline(root)
+    tok, voc, lm = build_tiny_pipeline(tiny_speech_lm, root)
     prompt = root / "prompt.wav"
     write_wav(prompt, speechlike_wav())
     return {"tok": tok, "voc": voc, "lm": lm, "prompt": prompt, "root": root}
@@ -110,13 +108,13 @@ def test_errors_are_one_line_and_name_the_file(pipeline, tmp_path, capsys):
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_mismatched_vocoder_is_refused(tmp_path):
-    tok, voc, lm = build_tiny_pipeline(tmp_path, vocoder_units=N_UNITS + 1)
+def test_mismatched_vocoder_is_refused(tmp_path, tiny_speech_lm):
+    tok, voc, lm = build_tiny_pipeline(tiny_speech_lm, tmp_path, vocoder_units=N_UNITS + 1)
     prompt = tmp_path / "p.wav"
     write_wav(prompt, speechlike_wav(1.0))
     with pytest.raises(ValueError, match="unit counts differ"):
         continue_prompt(prompt, lm, tok, voc)
-    _, _, lm2 = build_tiny_pipeline(tmp_path / "b", record_in_meta=False)
+    _, _, lm2 = build_tiny_pipeline(tiny_speech_lm, tmp_path / "b", record_in_meta=False)
     with pytest.raises(ValueError, match="--tokenizer"):
         continue_prompt(prompt, lm2)
 
@@ -163,15 +161,11 @@ def test_presets_generation_config_and_explicit_options(pipeline, tmp_path, caps
     assert "--preset {slamkit,twist}" in capsys.readouterr().out
 
 
-def _twist_opt_dir(path, n_units=None, vocab=1000, offset=4):
-    """A TWIST-layout OPT dir that kept its text vocabulary (1000 rows, units from id 4)."""
-    from transformers import OPTConfig, OPTForCausalLM
-
-    torch.manual_seed(0)
-    cfg = OPTConfig(vocab_size=vocab, hidden_size=16, ffn_dim=32, num_hidden_layers=2,
-                    num_attention_heads=2, word_embed_proj_dim=16, max_position_embeddings=512,
-                    pad_token_id=1)  # fmt: skip
-    OPTForCausalLM(cfg).save_pretrained(path)
+def _twist_opt_dir(tiny_opt, path, n_units=None, vocab=1000, offset=4):
+    """A TWIST-layout OPT dir that kept its text vocabulary (1000 rows, units from id 4);
+    ``tiny_opt``: the conftest fixture (its builder)."""
+    model = tiny_opt(vocab, hidden=16, layers=2, heads=2, max_positions=512, pad_token_id=1, seed=0)
+    model.save_pretrained(path)
     c = json.loads((path / "config.json").read_text())
     c["offset"] = offset
     if n_units is not None:
@@ -180,15 +174,17 @@ def _twist_opt_dir(path, n_units=None, vocab=1000, offset=4):
     return path
 
 
-def test_twist_checkpoint_without_n_units_uses_the_tokenizer_units(tmp_path):
-    tok, voc, _ = build_tiny_pipeline(tmp_path, n_units=20)
+def test_twist_checkpoint_without_n_units_uses_the_tokenizer_units(
+    tmp_path, tiny_opt, tiny_speech_lm
+):
+    tok, voc, _ = build_tiny_pipeline(tiny_speech_lm, tmp_path, n_units=20)
     prompt = tmp_path / "p.wav"
     write_wav(prompt, speechlike_wav(2.0))
-    twist = _twist_opt_dir(tmp_path / "twist")
+    twist = _twist_opt_dir(tiny_opt, tmp_path / "twist")
     res = continue_prompt(prompt, twist, tok, voc, max_new_units=40, temperature=1.0, top_k=None)
     assert len(res.units) == 40 and int(res.units.max()) < 20 and int(res.units.min()) >= 0
     # a recorded count that differs from the tokenizer's is refused, naming counts and dirs
-    other = _twist_opt_dir(tmp_path / "twist30", n_units=30)
+    other = _twist_opt_dir(tiny_opt, tmp_path / "twist30", n_units=30)
     with pytest.raises(
         ValueError, match=r"unit counts differ: tokenizer 20 \(.*tok\), SpeechLM 30"
     ) as e:

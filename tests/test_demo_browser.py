@@ -63,14 +63,14 @@ PLAYABLE_JS = """async (sel) => {
 
 
 @pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
-def test_continue_and_compare_in_chromium(tmp_path):
+def test_continue_and_compare_in_chromium(tmp_path, tiny_speech_lm):
     from playwright.sync_api import sync_playwright
     from test_demo_handlers import build_quickstart_layout
 
     from twistlm.demo.app import build_app
     from twistlm.demo.backend import DemoBackend, resolve_paths
 
-    qs = build_quickstart_layout(tmp_path / "qs", cold=False)
+    qs = build_quickstart_layout(tiny_speech_lm, tmp_path / "qs", cold=False)
     backend = DemoBackend(resolve_paths(qs), asr="off")
     page, kwargs, _ = build_app(backend, tmp_path / "out")
     _, url, _ = page.launch(

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from tiny_text_lm import tiny_speech_lm  # noqa: E402,I001  (tests/ is on sys.path)
 
 from twistlm.audio import write_wav
 from twistlm.demo.backend import DemoBackend, DemoUnavailable, resolve_paths
@@ -42,13 +41,12 @@ def speechlike_wav(seconds=4.0, seed=0, sr=16000):
     return (0.3 * wav + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def _tiny_lm(n_units, meta=None, seed=0):
-    return tiny_speech_lm(n_units, meta, seed)
-
-
-def build_quickstart_layout(root: Path, cold: bool = True, n_units: int = N_UNITS) -> Path:
+def build_quickstart_layout(
+    tiny_speech_lm, root: Path, cold: bool = True, n_units: int = N_UNITS
+) -> Path:
     """Tiny models in the quickstart's layout under ``root``: models/warm (and models/cold),
-    tokenizer, vocoder/vocoder, report/samples/*.wav, benchmarks/tSC/*_{correct,incorrect}.wav."""
+    tokenizer, vocoder/vocoder, report/samples/*.wav, benchmarks/tSC/*_{correct,incorrect}.wav.
+    ``tiny_speech_lm``: the conftest fixture (its builder)."""
     from twistlm.tokenizer.spectral import SpectralFeatures
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
     from twistlm.vocoder import Vocoder, generator_config
@@ -67,9 +65,9 @@ def build_quickstart_layout(root: Path, cold: bool = True, n_units: int = N_UNIT
         root / "vocoder/vocoder"
     )
     meta = {"tokenizer": {**tok.info(), "path": str(root / "tokenizer")}}
-    _tiny_lm(n_units, meta | {"init": "warm"}, 0).save_pretrained(root / "models/warm")
+    tiny_speech_lm(n_units, meta | {"init": "warm"}, 0).save_pretrained(root / "models/warm")
     if cold:
-        _tiny_lm(n_units, meta | {"init": "cold"}, 1).save_pretrained(root / "models/cold")
+        tiny_speech_lm(n_units, meta | {"init": "cold"}, 1).save_pretrained(root / "models/cold")
     for i in range(2):
         write_wav(root / f"report/samples/prompt_{i}.wav", speechlike_wav(3.5, seed=i))
     for i in range(2):
@@ -80,8 +78,8 @@ def build_quickstart_layout(root: Path, cold: bool = True, n_units: int = N_UNIT
 
 
 @pytest.fixture(scope="module")
-def qs(tmp_path_factory):
-    return build_quickstart_layout(tmp_path_factory.mktemp("qs"))
+def qs(tmp_path_factory, tiny_speech_lm):
+    return build_quickstart_layout(tiny_speech_lm, tmp_path_factory.mktemp("qs"))
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +233,7 @@ def test_vocoder_dir_candidates(tmp_path, qs):
 
 
 def test_continue_matches_the_library(qs, backend, tmp_path):
-    from twistlm.lm.cli_continue import continue_prompt
+    from twistlm.lm.continuation import continue_prompt
 
     store = OutputStore(tmp_path / "out")
     prompt = str(qs / "report/samples/prompt_0.wav")
@@ -328,7 +326,7 @@ def test_resynthesize_matches_the_library(qs, backend, tmp_path):
     from twistlm.audio import load_audio
     from twistlm.tokenizer import UnitTokenizer
     from twistlm.vocoder import Vocoder
-    from twistlm.vocoder.cli_resynth import resynthesize
+    from twistlm.vocoder.resynth import resynthesize
 
     path = qs / "report/samples/prompt_0.wav"
     out = resynthesize_audio(backend, OutputStore(tmp_path), str(path))

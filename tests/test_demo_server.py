@@ -16,10 +16,10 @@ gradio = pytest.importorskip("gradio", reason="the demo extra is not installed")
 
 
 @pytest.fixture(scope="module")
-def qs(tmp_path_factory):
+def qs(tmp_path_factory, tiny_speech_lm):
     from test_demo_handlers import build_quickstart_layout
 
-    return build_quickstart_layout(tmp_path_factory.mktemp("qs"), cold=False)
+    return build_quickstart_layout(tiny_speech_lm, tmp_path_factory.mktemp("qs"), cold=False)
 
 
 def test_cli_check_and_errors(qs, tmp_path, capsys):

@@ -62,11 +62,11 @@ def _benchmarks(root):
     return lex, syn, ssc
 
 
-def test_cli_end_to_end(tmp_path):
+def test_cli_end_to_end(tmp_path, tiny_llama):
     torch.manual_seed(0)
     tok = UnitTokenizer(SpectralFeatures("mfcc", 25.0, norm="none"), torch.randn(K, 20) * 10)
     tok.save_pretrained(tmp_path / "tok")
-    lm = random_lm(seed=2)
+    lm = random_lm(tiny_llama, seed=2)
     lm.meta["tokenizer"] = {**tok.info(), "path": str(tmp_path / "tok")}
     lm.save_pretrained(tmp_path / "model")
     lex, syn, ssc = _benchmarks(tmp_path / "bench")
@@ -109,8 +109,8 @@ def test_cli_end_to_end(tmp_path):
     assert len(pairs) == 3 and {"pos_mean", "neg_sum", "outcome_mean"} <= set(pairs[0])
 
 
-def test_cli_sum_rule_and_bad_arguments(tmp_path, capsys):
-    lm = pattern_lm()
+def test_cli_sum_rule_and_bad_arguments(tmp_path, capsys, tiny_llama):
+    lm = pattern_lm(tiny_llama)
     lm.save_pretrained(tmp_path / "model")  # no tokenizer in meta
     ssc = write_storycloze(tmp_path / "s", [(cycle(0, 5), [0, 3])])
     base = ["eval", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "o")]
@@ -143,7 +143,7 @@ def test_cli_sum_rule_and_bad_arguments(tmp_path, capsys):
     assert float(sub["0_incorrect"]) == r.benchmarks["ssc"].neg_sum[0]
 
 
-def test_generation_is_wired_through(tmp_path, monkeypatch):
+def test_generation_is_wired_through(tmp_path, monkeypatch, tiny_llama):
     """--gen-prompts DIR: prompt files expanded, options passed, result lands in results.json."""
     from test_eval_helpers import FrameTokenizer
 
@@ -164,7 +164,7 @@ def test_generation_is_wired_through(tmp_path, monkeypatch):
     prompts = write_storycloze(tmp_path / "prompts", [(cycle(0, 5), cycle(1, 5))])
     vocoder = object()
     r = evaluate(
-        pattern_lm(),
+        pattern_lm(tiny_llama),
         {},
         tokenizer=FrameTokenizer(),
         out_dir=tmp_path / "o",
@@ -181,7 +181,7 @@ def test_generation_is_wired_through(tmp_path, monkeypatch):
     assert d["generation"] == {"n_prompts": 2, "auto_bleu": 0.25} == r.generation
     # without a vocoder: logged, the job still writes its results
     r2 = evaluate(
-        pattern_lm(),
+        pattern_lm(tiny_llama),
         {},
         tokenizer=FrameTokenizer(),
         out_dir=tmp_path / "o2",
@@ -190,6 +190,35 @@ def test_generation_is_wired_through(tmp_path, monkeypatch):
         progress=False,
     )
     assert r2.generation is None and "vocoder" in r2.errors[0]["error"]
+
+
+def test_cli_builds_one_eval_config(tmp_path, monkeypatch):
+    """`twistlm eval` parses, builds an EvalConfig and calls evaluate with it."""
+    from types import SimpleNamespace
+
+    import twistlm.eval.run as run
+
+    seen = {}
+
+    def fake(model, benches, tokenizer=None, out_dir=None, *, config=None, **options):
+        seen.update(model=model, benches=benches, tokenizer=tokenizer, config=config, **options)
+        out_dir.mkdir(parents=True)
+        (out_dir / "results.md").write_text("table\n")
+        return SimpleNamespace(benchmarks={"ssc": None}, generation=None)
+
+    monkeypatch.setattr(run, "evaluate", fake)
+    out = tmp_path / "o"
+    args = ["eval", "--model", "m", "--bench", "ssc=s", "--out", str(out), "--tokenizer", "t"]
+    assert main(args + ["--batch-size", "4", "--score", "sum", "--limit", "2", "--quiet"]) == 0
+    assert (seen["model"], seen["benches"], seen["tokenizer"]) == ("m", {"ssc": "s"}, "t")
+    assert seen["config"] == run.EvalConfig(
+        batch_size=4,
+        device="cpu",
+        score="sum",
+        limit=2,
+        progress=False,
+        gen_options={"batch_size": 4, "progress": False},
+    )
 
 
 @pytest.mark.slow

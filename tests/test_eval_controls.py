@@ -63,7 +63,7 @@ def test_paired_difference_interval_is_tighter_than_unpaired():
         paired_difference([1.0], [1.0, 0.0])
 
 
-def test_controls_beside_the_model_in_evaluate(tmp_path):
+def test_controls_beside_the_model_in_evaluate(tmp_path, tiny_llama):
     from test_eval_helpers import FrameTokenizer, cycle, random_lm, write_storycloze
 
     from twistlm.data.shards import write_shard
@@ -85,7 +85,7 @@ def test_controls_beside_the_model_in_evaluate(tmp_path):
     (tmp_path / "units").mkdir()
     write_shard(tmp_path / "units" / "shard-00000.parquet", records * 5)
     res = evaluate(
-        random_lm(),
+        random_lm(tiny_llama),
         {"ssc": str(bench)},
         tokenizer=FrameTokenizer(),
         use_cache=False,
@@ -101,7 +101,7 @@ def test_controls_beside_the_model_in_evaluate(tmp_path):
     assert d[LENGTH_ONLY]["ssc"]["accuracy"] == 0.625
     # without training units only the length rule is there
     res2 = evaluate(
-        random_lm(),
+        random_lm(tiny_llama),
         {"ssc": str(bench)},
         tokenizer=FrameTokenizer(),
         use_cache=False,

@@ -4,7 +4,9 @@
   one constant-amplitude frame of ``FRAME`` samples per unit, and it decodes back exactly.
 - ``pattern_lm``: a tiny Llama whose weights make it a bigram model that strongly prefers the
   cycle 0 -> 1 -> ... -> K-1 -> 0 (and unit 0 after BOS).
-- ``random_lm``: a tiny random Llama with real attention (for exactness invariants).
+- ``random_lm``: a tiny random Llama with real attention (for exactness invariants);
+  ``random_units``: random unit sequences to score with it. Both LMs take the conftest
+  ``tiny_llama`` fixture (the builder) as their first argument.
 - writers for sSC folders and sLM21 lexical/syntactic folders with gold.csv.
 """
 
@@ -16,7 +18,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from twistlm.audio import write_wav
 from twistlm.lm.model import SpeechLM
@@ -56,35 +57,30 @@ class FrameTokenizer:
         return {"name": self.name, "n_units": K, "frame": FRAME}
 
 
-def tiny_config(vocab_size: int, hidden: int = 32, layers: int = 2, heads: int = 4) -> LlamaConfig:
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=512,
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+# the eval tests' LLaMA (``tiny_llama`` fixture keywords): 4 heads, no GQA, untied, pad 0
+TINY_LLAMA = dict(
+    hidden=32,
+    layers=2,
+    heads=4,
+    kv_heads=4,
+    max_positions=512,
+    tie=False,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 
 
-def random_lm(seed: int = 0, n_units: int = K) -> SpeechLM:
-    torch.manual_seed(seed)
+def random_lm(tiny_llama, seed: int = 0, n_units: int = K) -> SpeechLM:
+    """``tiny_llama``: the conftest fixture (its builder)."""
     vocab = UnitVocab.twistlm(n_units)
-    model = LlamaForCausalLM(tiny_config(vocab.vocab_size)).eval()
-    with torch.no_grad():  # larger weights than HF's 0.02 init, so scores differ clearly
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
+    model = tiny_llama(vocab.vocab_size, seed=seed, init_std=0.3, **TINY_LLAMA)
     return SpeechLM(model, vocab, {"init": "random test"})
 
 
-def pattern_lm(strength: float = 10.0) -> SpeechLM:
-    """Bigram Llama preferring unit (u + 1) % K after u, and unit 0 after BOS.
+def pattern_lm(tiny_llama, strength: float = 10.0) -> SpeechLM:
+    """Bigram Llama preferring unit (u + 1) % K after u, and unit 0 after BOS (``tiny_llama``:
+    the conftest fixture).
 
     Every layer's output projections are zero, so the residual stream at position t is the
     embedding of token t: one-hot rows -> RMSNorm -> lm_head rows that point at the successor.
@@ -92,7 +88,7 @@ def pattern_lm(strength: float = 10.0) -> SpeechLM:
     vocab = UnitVocab.twistlm(K)
     V = vocab.vocab_size
     H = 12  # >= V, one head of dim 12
-    model = LlamaForCausalLM(tiny_config(V, hidden=H, layers=1, heads=1)).eval()
+    model = tiny_llama(V, **{**TINY_LLAMA, "hidden": H, "layers": 1, "heads": 1, "kv_heads": 1})
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
@@ -107,6 +103,15 @@ def pattern_lm(strength: float = 10.0) -> SpeechLM:
         head[vocab.offset, vocab.bos_id] = strength
         model.lm_head.weight.copy_(head)
     return SpeechLM(model, vocab, {"init": "pattern test"})
+
+
+def random_units(n: int, seed: int = 0, lo: int = 1, hi: int = 40) -> list[torch.Tensor]:
+    """``n`` random (L,) unit tensors, L in [lo, hi)."""
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.randint(0, K, (int(torch.randint(lo, hi, (1,), generator=g)),), generator=g)
+        for _ in range(n)
+    ]
 
 
 def cycle(start: int, n: int) -> list[int]:

@@ -1,5 +1,6 @@
-"""Eval pipeline invariants: pattern LM accuracy, ties, cache, batched == one-by-one, padding,
-checkpoint conventions (ours == SlamKit, TWIST offsets), text topline."""
+"""Eval pipeline invariants: pattern LM accuracy, ties, cache, checkpoint conventions (ours ==
+SlamKit, TWIST offsets), text topline, EvalConfig. Scoring itself (batched == one-by-one,
+padding, pair packing) is tested with it in test_lm.py."""
 
 import json
 
@@ -8,20 +9,21 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from test_eval_helpers import (
+    TINY_LLAMA,
     FrameTokenizer,
     K,
     cycle,
     pattern_lm,
     random_lm,
-    tiny_config,
+    random_units,
     write_storycloze,
 )
 from transformers import LlamaForCausalLM
 
-from twistlm.eval.run import evaluate, score_unique
+from twistlm.eval.run import EvalConfig, evaluate
 from twistlm.eval.topline import score_texts, score_token_ids, text_topline
 from twistlm.lm.model import SpeechLM
-from twistlm.lm.scoring import score_units_reference
+from twistlm.lm.scoring import score_unique
 from twistlm.lm.vocab import UnitVocab
 
 
@@ -49,8 +51,8 @@ def _eval(lm, benches, tmp_path, tok=None, **kw):
     )
 
 
-def test_pattern_lm_scores_100_then_0_swapped_and_ties_half(tmp_path):
-    lm = pattern_lm()
+def test_pattern_lm_scores_100_then_0_swapped_and_ties_half(tmp_path, tiny_llama):
+    lm = pattern_lm(tiny_llama)
     good = write_storycloze(tmp_path / "good", PATTERN_PAIRS)
     swapped = write_storycloze(tmp_path / "swapped", [(n, p) for p, n in PATTERN_PAIRS])
     ties = write_storycloze(tmp_path / "ties", [(p, p) for p, _ in PATTERN_PAIRS])
@@ -64,10 +66,10 @@ def test_pattern_lm_scores_100_then_0_swapped_and_ties_half(tmp_path):
     assert res.benchmarks["ssc"].outcomes("sum").tolist() == [0.5] * len(PATTERN_PAIRS)
 
 
-def test_mean_and_sum_rules_disagree_as_defined(tmp_path):
+def test_mean_and_sum_rules_disagree_as_defined(tmp_path, tiny_llama):
     # positive: 20 units with two off-pattern jumps; negative: 2 units with one jump.
     # Each jump costs ~34.6 nats: sum prefers the short negative, mean the long positive.
-    lm = pattern_lm()
+    lm = pattern_lm(tiny_llama)
     pos = cycle(0, 5) + cycle(2, 10) + cycle(6, 5)
     neg = [0, 5]
     d = write_storycloze(tmp_path / "d", [(pos, neg)])
@@ -77,8 +79,8 @@ def test_mean_and_sum_rules_disagree_as_defined(tmp_path):
     assert b.outcomes("mean").tolist() == [1.0] and b.outcomes("sum").tolist() == [0.0]
 
 
-def test_second_run_does_not_retokenize(tmp_path):
-    lm = random_lm()
+def test_second_run_does_not_retokenize(tmp_path, tiny_llama):
+    lm = random_lm(tiny_llama)
     d = write_storycloze(tmp_path / "s", PATTERN_PAIRS)
     tok = FrameTokenizer()
     r1 = _eval(lm, {"ssc": d}, tmp_path, tok=tok)
@@ -101,37 +103,6 @@ def test_second_run_does_not_retokenize(tmp_path):
     tok4 = FrameTokenizer()
     _eval(lm, {"ssc": d}, tmp_path, tok=tok4)
     assert tok4.calls == 1
-
-
-def _random_units(n, seed=0, lo=1, hi=40):
-    g = torch.Generator().manual_seed(seed)
-    return [
-        torch.randint(0, K, (int(torch.randint(lo, hi, (1,), generator=g)),), generator=g)
-        for _ in range(n)
-    ]
-
-
-def test_batched_equals_one_by_one_and_dedup(tmp_path):
-    lm = random_lm(seed=1)
-    seqs = _random_units(23, seed=2)
-    seqs += [seqs[3].clone(), seqs[7].clone()]  # duplicates are scored once
-    ref = score_units_reference(lm, seqs)
-    for bs in (1, 4, 64):
-        sums, ns, n_unique = score_unique(lm, seqs, batch_size=bs, progress=False)
-        assert n_unique == 23
-        assert ns.tolist() == [r.n_tokens for r in ref]
-        np.testing.assert_allclose(sums, [r.sum_logprob for r in ref], rtol=0, atol=1e-4)
-    assert sums[23] == sums[3] and sums[24] == sums[7]
-
-
-def test_padding_does_not_change_a_score():
-    lm = random_lm(seed=3)
-    short = torch.tensor(cycle(2, 5))
-    alone, _, _ = score_unique(lm, [short], batch_size=8, progress=False)
-    for pad_to in (6, 30, 200):
-        other = torch.randint(0, K, (pad_to,))
-        both, _, _ = score_unique(lm, [short, other], batch_size=8, progress=False)
-        assert abs(both[0] - alone[0]) < 1e-4
 
 
 # ---------------------------------------------------------------- checkpoint conventions
@@ -170,15 +141,15 @@ def _end_logprob(lm_ours: SpeechLM, units) -> float:
         return float(lm_ours.model(ids).logits[0, -1].float().log_softmax(-1)[1])
 
 
-def test_ours_and_slamkit_checkpoints_give_identical_scores(tmp_path):
-    ours = random_lm(seed=4)
+def test_ours_and_slamkit_checkpoints_give_identical_scores(tmp_path, tiny_llama):
+    ours = random_lm(tiny_llama, seed=4)
     ours.save_pretrained(tmp_path / "ours")
     _save_slamkit(ours, tmp_path / "slam")
     a = SpeechLM.from_pretrained(tmp_path / "ours")
     b = SpeechLM.from_pretrained(tmp_path / "slam")
     assert a.vocab.convention == "twistlm" and b.vocab.convention == "slamkit"
     assert b.vocab.n_units == K + 1
-    seqs = _random_units(12, seed=5)
+    seqs = random_units(12, seed=5)
     sa, na, _ = score_unique(a, seqs, batch_size=5, progress=False)
     sb, nb, _ = score_unique(b, seqs, batch_size=5, progress=False)
     # SlamKit scores `<S> units <S>`: the same unit terms plus the trailing <S>, whose row is
@@ -191,17 +162,12 @@ def test_ours_and_slamkit_checkpoints_give_identical_scores(tmp_path):
     assert np.abs(sw - sa).max() > 1e-2
 
 
-def test_twist_offset_checkpoints_give_identical_scores(tmp_path):
+def test_twist_offset_checkpoints_give_identical_scores(tmp_path, tiny_llama):
     """Two TWIST dirs, units at offset 3 (after 3 other rows) and at offset 0 (before them):
     a row permutation of one network, so the offset handling must give identical scores."""
-    torch.manual_seed(6)
     V = K + 3
-    m3 = LlamaForCausalLM(tiny_config(V)).eval()
-    with torch.no_grad():
-        for p in m3.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
-    m0 = LlamaForCausalLM(tiny_config(V)).eval()
+    m3 = tiny_llama(V, seed=6, init_std=0.3, **TINY_LLAMA)
+    m0 = tiny_llama(V, **TINY_LLAMA)
     perm = [3 + i for i in range(K)] + [0, 1, 2]  # offset-0 row r <- offset-3 row perm[r]
     sd = {
         k: (v[perm] if k in ("model.embed_tokens.weight", "lm_head.weight") else v)
@@ -213,15 +179,15 @@ def test_twist_offset_checkpoints_give_identical_scores(tmp_path):
     a = SpeechLM.from_pretrained(tmp_path / "t3")
     b = SpeechLM.from_pretrained(tmp_path / "t0")
     assert (a.vocab.convention, a.vocab.offset, b.vocab.offset) == ("twist", 3, 0)
-    seqs = _random_units(10, seed=7, lo=2)
+    seqs = random_units(10, seed=7, lo=2)
     sa, na, _ = score_unique(a, seqs, batch_size=4, progress=False)
     sb, nb, _ = score_unique(b, seqs, batch_size=4, progress=False)
     assert na.tolist() == [len(s) - 1 for s in seqs] == nb.tolist()  # no BOS: first unit unscored
     np.testing.assert_allclose(sa, sb, rtol=0, atol=1e-5)
 
 
-def test_evaluate_accepts_model_dirs_of_each_convention(tmp_path):
-    ours = random_lm(seed=8)
+def test_evaluate_accepts_model_dirs_of_each_convention(tmp_path, tiny_llama):
+    ours = random_lm(tiny_llama, seed=8)
     ours.save_pretrained(tmp_path / "ours")
     _save_slamkit(ours, tmp_path / "slam")
     d = write_storycloze(tmp_path / "s", PATTERN_PAIRS)
@@ -251,8 +217,9 @@ class CharTokenizer:
         return {"input_ids": [3 + ord(c) - ord("a") for c in text if c != " "]}
 
 
-def test_text_topline_uses_same_rules():
-    lm = pattern_lm()  # over ids: BOS -> 3 ('a'), 3 -> 4 ... : prefers alphabetical strings
+def test_text_topline_uses_same_rules(tiny_llama):
+    # over ids: BOS -> 3 ('a'), 3 -> 4 ... : prefers alphabetical strings
+    lm = pattern_lm(tiny_llama)
     tok = CharTokenizer()
     sums, ns = score_texts(lm.model, tok, ["abcd", "dcba", "abcd"], batch_size=2)
     assert ns.tolist() == [4, 4, 4] and sums[0] == sums[2] and sums[0] > sums[1]
@@ -273,104 +240,37 @@ def test_text_topline_uses_same_rules():
     assert b.accuracy("mean") == pytest.approx(2.5 / 3)
 
 
-# ---------------------------------------------------------------- shared-prefix packing
-def _prefix_pairs(seed=9):
-    g = torch.Generator().manual_seed(seed)
-    base = [torch.randint(0, K, (n,), generator=g) for n in (30, 24, 40, 18, 12)]
-    tail = [torch.randint(0, K, (n,), generator=g) for n in (9, 5, 14, 3, 7)]
-    seqs = [
-        (base[0], torch.cat([base[0][:20], tail[0]])),  # shared 20, different rests
-        (base[1][:10], base[1]),  # a is a prefix of b
-        (base[2], base[2][:30]),  # b is a prefix of a
-        (base[3], torch.cat([base[3][:12], tail[3]])),  # shared 12 of 15
-        (base[4], tail[4]),  # nothing shared: scored normally
-    ]
-    return [u for ab in seqs for u in ab]
+# ---------------------------------------------------------------- EvalConfig
+def _without_timings(d: dict) -> dict:
+    """results.json without the run's timings (``*_s``: seconds and pairs per second)."""
+    stats = {k: v for k, v in d["stats"].items() if not k.endswith("_s")}
+    return {**d, "stats": stats}
 
 
-@pytest.mark.parametrize("convention", ["twistlm", "twist", "slamkit"])
-def test_shared_prefix_packing_is_exact(convention):
-    lm = random_lm(seed=10)
-    if convention == "twist":  # same network, TWIST ids: no BOS, units at offset 3
-        lm = SpeechLM(lm.model, UnitVocab.twist(K, 3, 0, K + 3), {})
-    if convention == "slamkit":  # same network, SlamKit ids: `<S> units <S>`, units at 2
-        lm = SpeechLM(lm.model, UnitVocab.slamkit(K), {})
-    seqs = _prefix_pairs()
-    ref = score_units_reference(lm, seqs)
-    info = {}
-    pairs = [(2 * k, 2 * k + 1) for k in range(len(seqs) // 2)]
-    sums, ns, _ = score_unique(lm, seqs, 3, pairs=pairs, progress=False, info=info)
-    assert info == {"packed_pairs": 4, "packing": "packed"}
-    assert ns.tolist() == [r.n_tokens for r in ref]
-    if convention == "slamkit":  # the trailing <S> is scored in the packed rows too
-        assert ns.tolist() == [len(u) + 1 for u in seqs]
-    np.testing.assert_allclose(sums, [r.sum_logprob for r in ref], rtol=0, atol=1e-4)
+def test_eval_config_and_old_keywords_give_the_same_run(tmp_path, tiny_llama):
+    from twistlm.config import from_dict, to_dict
 
-
-def test_packing_falls_back_when_the_model_ignores_the_mask(monkeypatch):
-    import twistlm.eval.run as run
-
-    lm = random_lm(seed=11)
-    seqs = _prefix_pairs()
-    monkeypatch.setattr(
-        run, "score_packed_pairs", lambda lm, pairs, *a, **k: [(0.0, 1, 0.0, 1)] * len(pairs)
+    lm = pattern_lm(tiny_llama)
+    d = write_storycloze(tmp_path / "s", PATTERN_PAIRS)
+    kw = dict(score="sum", ci="bootstrap", limit=3, share_prefix=False, use_cache=False)
+    kw |= dict(progress=False, plot=False, batch_size=2)
+    by_keywords = evaluate(lm, {"ssc": d}, FrameTokenizer(), tmp_path / "a", **kw)
+    by_config = evaluate(lm, {"ssc": d}, FrameTokenizer(), tmp_path / "b", config=EvalConfig(**kw))
+    assert by_keywords.score_rule == "sum" and by_keywords.stats["batch_size"] == 2
+    assert len(by_keywords.benchmarks["ssc"].pairs) == 3
+    a, b = _without_timings(by_keywords.to_dict()), _without_timings(by_config.to_dict())
+    assert a["stats"]["sequences_scored"] == 6 and "pairs_per_s" not in a["stats"]
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    # a keyword overrides the config's field; unknown keywords and bad values are refused
+    mixed = evaluate(
+        lm, {"ssc": d}, FrameTokenizer(), config=EvalConfig(**kw), score="mean", ci="wilson"
     )
-    info = {}
-    pairs = [(2 * k, 2 * k + 1) for k in range(len(seqs) // 2)]
-    sums, _, _ = score_unique(lm, seqs, 4, pairs=pairs, progress=False, info=info)
-    assert info["packing"] == "disabled"
-    ref = score_units_reference(lm, seqs)
-    np.testing.assert_allclose(sums, [r.sum_logprob for r in ref], rtol=0, atol=1e-4)
-
-
-def test_slamkit_pair_decisions_equal_slamkit():
-    """200 pairs on a random SlamKit-layout model: packed + batched scoring decides every pair
-    as SlamKit's own likelihood does (``tests/slamkit_ref.py``, from slp-rl/slamkit), and the
-    units-only rule (the trailing <S> left out) decides some of them differently."""
-    from slamkit_ref import slamkit_log_likelihood
-
-    n_units = 20
-    torch.manual_seed(12)
-    model = LlamaForCausalLM(tiny_config(n_units + 2)).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.3)
-    lm = SpeechLM(model, UnitVocab.slamkit(n_units), {})
-    g = torch.Generator().manual_seed(13)
-    seqs = []
-    for k in range(200):
-        pos = torch.randint(
-            0, n_units, (int(torch.randint(10, 30, (1,), generator=g)),), generator=g
-        )
-        neg = pos.clone()
-        if k % 2:  # half share a long prefix (packed), half differ from the start
-            cut = int(torch.randint(8, len(pos), (1,), generator=g))
-            neg = torch.cat(
-                [pos[:cut], torch.randint(0, n_units, (len(pos) - cut + k % 3,), generator=g)]
-            )
-        else:
-            neg = neg[torch.randperm(len(neg), generator=g)]
-        seqs += [pos, neg]
-    pairs = [(2 * k, 2 * k + 1) for k in range(200)]
-    info = {}
-    sums, ns, _ = score_unique(lm, seqs, 16, pairs=pairs, progress=False, info=info)
-    assert info["packing"] == "packed" and info["packed_pairs"] > 50
-    ref = torch.cat(
-        [slamkit_log_likelihood(model, seqs[i : i + 50], mean_nll=True) for i in range(0, 400, 50)]
-    ).numpy()
-    ours = sums / ns
-    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
-    margin = ref[0::2] - ref[1::2]
-    clear = np.abs(margin) > 1e-4  # leave float-rounding ties out of the decision check
-    assert clear.sum() >= 195
-    np.testing.assert_array_equal((ours[0::2] > ours[1::2])[clear], (margin > 0)[clear])
-    # the units-only rule (the trailing <S> not scored) flips some decisions
-    old = []
-    with torch.no_grad():
-        for u in seqs:
-            ids = torch.tensor([[1] + (u + 2).tolist()])
-            lp = model(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])
-            old.append(float(lp.mean()))
-    old = np.asarray(old)
-    assert ((old[0::2] > old[1::2]) != (margin > 0))[clear].sum() > 0  # 17 of 200 here
+    assert mixed.score_rule == "mean" and mixed.ci == "wilson"
+    with pytest.raises(TypeError, match="batchsize"):
+        evaluate(lm, {"ssc": d}, FrameTokenizer(), batchsize=4)
+    with pytest.raises(ValueError, match="score must be one of"):
+        EvalConfig(score="median")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        EvalConfig(batch_size=0)
+    cfg = EvalConfig(**kw, cache_dir="cache", gen_options={"n_prompts": 2})
+    assert from_dict(EvalConfig, to_dict(cfg)) == cfg

@@ -34,37 +34,9 @@ class _LM:  # the two attributes generate_units needs from a SpeechLM
     vocab: UnitVocab
 
 
-def _llama(vocab_size, seed=0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-    )
-    return LlamaForCausalLM(cfg).eval()
-
-
-def _opt(vocab_size, pad_id, seed=0):
-    from transformers import OPTConfig, OPTForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = OPTConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        ffn_dim=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=256,
-        word_embed_proj_dim=32,
-        pad_token_id=pad_id,
-    )
-    return OPTForCausalLM(cfg).eval()
+# the tiny models of these tests (keywords of the conftest ``tiny_llama`` / ``tiny_opt`` fixtures)
+LLAMA = dict(hidden=32, layers=2, heads=4, kv_heads=2, max_positions=256)
+OPT = dict(hidden=32, layers=2, heads=4, max_positions=256)
 
 
 class _NextIdLM(nn.Module):
@@ -174,13 +146,13 @@ def _prompts(n_units):
 
 
 @pytest.mark.parametrize("kind", ["llama", "opt"])
-def test_cached_equals_uncached_and_batched_equals_single(kind):
+def test_cached_equals_uncached_and_batched_equals_single(kind, tiny_llama, tiny_opt):
     if kind == "llama":
         vocab = UnitVocab.twistlm(20)
-        lm = _LM(_llama(vocab.vocab_size + 5), vocab)  # 5 leftover "text" rows
+        lm = _LM(tiny_llama(vocab.vocab_size + 5, seed=0, **LLAMA), vocab)  # 5 leftover "text" rows
     else:
         vocab = UnitVocab.twist(20, offset=4, pad_id=1, vocab_size=30)
-        lm = _LM(_opt(30, pad_id=1), vocab)
+        lm = _LM(tiny_opt(30, pad_token_id=1, seed=0, **OPT), vocab)
     prompts = _prompts(20)
     kw = dict(max_new_units=12, temperature=1.0, top_k=15, top_p=0.95, repetition_penalty=1.3)
     cached = generate_units(lm, prompts, use_cache=True, batch_size=4, seed=5, **kw)
@@ -193,10 +165,10 @@ def test_cached_equals_uncached_and_batched_equals_single(kind):
     assert [c.tolist() for c in cached] != [o.tolist() for o in other]
 
 
-def test_left_padding_does_not_change_logits():
+def test_left_padding_does_not_change_logits(tiny_llama):
     """The first sampled step sees the same distribution with or without left padding."""
     vocab = UnitVocab.twistlm(20)
-    lm = _LM(_llama(vocab.vocab_size), vocab)
+    lm = _LM(tiny_llama(vocab.vocab_size, seed=0, **LLAMA), vocab)
     short, long_ = torch.tensor([4, 5, 6]), torch.arange(10)
     ids, mask = left_pad([vocab.utterance_ids(long_), vocab.utterance_ids(short)], vocab.pad_id)
     pos = positions_from_mask(mask)
@@ -267,9 +239,9 @@ def test_length_options():
         generate_units(_LM(_NextIdLM(40), UnitVocab.twist(10, 2, 0, 40)), [torch.tensor([])])
 
 
-def test_chunked_calls_with_indices_equal_one_call():
+def test_chunked_calls_with_indices_equal_one_call(tiny_llama):
     vocab = UnitVocab.twistlm(20)
-    lm = _LM(_llama(vocab.vocab_size), vocab)
+    lm = _LM(tiny_llama(vocab.vocab_size, seed=0, **LLAMA), vocab)
     prompts = _prompts(20)
     whole = generate_units(lm, prompts, max_new_units=6, seed=2)
     parts = generate_units(lm, prompts[:2], max_new_units=6, seed=2) + generate_units(
@@ -281,11 +253,11 @@ def test_chunked_calls_with_indices_equal_one_call():
 
 
 @pytest.mark.filterwarnings("ignore:the model's unit count")  # inferred: no n_units
-def test_twist_format_dir_generates_in_unit_range(tmp_path):
+def test_twist_format_dir_generates_in_unit_range(tmp_path, tiny_opt):
     """A TWIST-layout HF dir (OPT + config.offset, no BOS) through SpeechLM.from_pretrained."""
     from twistlm.lm.model import SpeechLM
 
-    model = _opt(40, pad_id=1)
+    model = tiny_opt(40, pad_token_id=1, seed=0, **OPT)
     model.config.offset = 4
     model.save_pretrained(tmp_path / "twist")
     lm = SpeechLM.from_pretrained(tmp_path / "twist")
@@ -363,15 +335,9 @@ def test_generation_config_json_is_read_and_explicit_args_win(tmp_path):
 
 
 # ---------------------------------------------------------------- unit range and positions
-def test_tiny_opt_past_its_positions_is_refused_before_generating():
+def test_tiny_opt_past_its_positions_is_refused_before_generating(tiny_opt):
     """OPT with 128 positions (HF keeps 130 rows: its learned positions start at 2)."""
-    from transformers import OPTConfig, OPTForCausalLM
-
-    torch.manual_seed(0)
-    cfg = OPTConfig(vocab_size=24, hidden_size=16, ffn_dim=32, num_hidden_layers=1,
-                    num_attention_heads=2, word_embed_proj_dim=16, max_position_embeddings=128,
-                    pad_token_id=1)  # fmt: skip
-    model = OPTForCausalLM(cfg).eval()
+    model = tiny_opt(24, hidden=16, layers=1, heads=2, max_positions=128, pad_token_id=1, seed=0)
     assert model.model.decoder.embed_positions.weight.shape[0] == 130
     lm = _LM(model, UnitVocab.twist(20, offset=4, pad_id=1, vocab_size=24))
     prompt = [torch.tensor([3, 0, 19, 7, 7])]
@@ -388,15 +354,15 @@ def test_tiny_opt_past_its_positions_is_refused_before_generating():
         generate_units(ours, prompt, max_new_units=123, temperature=1.0)
 
 
-def test_twist_without_n_units_samples_tokenizer_units_only(tmp_path):
+def test_twist_without_n_units_samples_tokenizer_units_only(tmp_path, tiny_opt):
     """A TWIST dir that kept its text vocabulary (OPT, 1000 rows, offset 4, no n_units): before
     a tokenizer is known the count is only an upper bound (warned); after check_compatible with
     a 20-unit tokenizer nothing outside units 0..19 is sampled."""
-    from twistlm.eval.run import check_compatible
+    from twistlm.lm.components import check_compatible
     from twistlm.lm.model import SpeechLM
 
     torch.manual_seed(0)
-    model = _opt(1000, pad_id=1)
+    model = tiny_opt(1000, pad_token_id=1, seed=0, **OPT)
     model.config.offset = 4
     model.save_pretrained(tmp_path / "twist")
     lm = SpeechLM.from_pretrained(tmp_path / "twist")
@@ -405,6 +371,6 @@ def test_twist_without_n_units_samples_tokenizer_units_only(tmp_path):
     with pytest.warns(UserWarning, match="inferred"):
         wide = generate_units(lm, prompts, **kw)
     assert max(int(x.max()) for x in wide) >= 20  # the bug: units no tokenizer has
-    check_compatible(lm, SimpleNamespace(n_units=20), "tok")
+    check_compatible(lm, SimpleNamespace(n_units=20), paths={"tokenizer": "tok"})
     narrow = generate_units(lm, prompts, **kw)
     assert all(len(x) == 60 and int(x.min()) >= 0 and int(x.max()) < 20 for x in narrow)

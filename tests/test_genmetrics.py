@@ -11,22 +11,21 @@ import pytest
 import torch
 
 from twistlm.audio import write_wav
-from twistlm.eval.generation import (
+from twistlm.eval.generation import evaluate_generation
+from twistlm.eval.genmetrics import find_references, generation_metric
+from twistlm.eval.textmetrics import (
     TextPerplexity,
     TextScore,
     auto_bleu,
     auto_bleu_gslm,
     auto_bleu_slamkit,
     corpus_perplexity,
-    edit_distance,
-    evaluate_generation,
-    find_references,
-    generation_metric,
     genppl_slamkit,
     ngram_repetition,
     normalize_text,
     word_error_rate,
 )
+from twistlm.sequences import edit_distance
 
 
 def test_normalize_and_edit_distance():
@@ -175,11 +174,11 @@ def test_genppl_slamkit_equals_slamkit_aggregation():
     assert genppl_slamkit([TextScore(0.0, 0)]) is None
 
 
-def test_genppl_slamkit_through_the_text_lm_matches_slamkit_batching():
+def test_genppl_slamkit_through_the_text_lm_matches_slamkit_batching(tiny_llama):
     """SlamKit scores a padded batch (slamkit/metric/metric_utils.py::get_llm_preplexity:
     labels = input ids, pad -> -100, shifted, ``calc_nll`` with the mask); we score one text
     at a time. Same numbers up to float32 rounding."""
-    model, tok = _tiny_text_lm()
+    model, tok = _tiny_text_lm(tiny_llama)
     texts = ["the cat sat", "a", "hello there world again"]
     scorer = TextPerplexity((model, tok))
     ours = genppl_slamkit([scorer.score(t) for t in texts])
@@ -238,17 +237,14 @@ class _CharTokenizer:
         return {"input_ids": [1 + (ord(c) - 96 if c.isalpha() else 0) for c in text.lower()]}
 
 
-def _tiny_text_lm():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=28, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1)  # fmt: skip
-    return LlamaForCausalLM(cfg).eval(), _CharTokenizer()
+def _tiny_text_lm(tiny_llama):
+    """(model, tokenizer): a 1-layer LLaMA over the 28 character ids (``tiny_llama``: the
+    conftest fixture)."""
+    return tiny_llama(28, hidden=16, layers=1, heads=2, kv_heads=1, seed=0), _CharTokenizer()
 
 
-def test_text_perplexity_matches_manual_computation():
-    model, tok = _tiny_text_lm()
+def test_text_perplexity_matches_manual_computation(tiny_llama):
+    model, tok = _tiny_text_lm(tiny_llama)
     scorer = TextPerplexity((model, tok))
     s = scorer.score("ab c")
     ids = torch.tensor([[0, 2, 3, 1, 4]])
@@ -282,10 +278,10 @@ def _fake_asr():
     return asr, calls
 
 
-def test_evaluate_generation_end_to_end_with_resume(tmp_path):
+def test_evaluate_generation_end_to_end_with_resume(tmp_path, tiny_llama, tiny_speech_lm):
     from test_continue import build_tiny_pipeline, speechlike_wav
 
-    tok, voc, lm = build_tiny_pipeline(tmp_path / "m")
+    tok, voc, lm = build_tiny_pipeline(tiny_speech_lm, tmp_path / "m")
     wavs = tmp_path / "held"
     keys = []
     for i in range(3):
@@ -297,8 +293,8 @@ def test_evaluate_generation_end_to_end_with_resume(tmp_path):
     asr, calls = _fake_asr()
     out = tmp_path / "gen"
     res = evaluate_generation(
-        lm, tok, voc, prompts, out, asr_model=asr, text_lm=_tiny_text_lm(), max_new_units=30,
-        batch_size=2, n_samples=2, progress=False,
+        lm, tok, voc, prompts, out, asr_model=asr, text_lm=_tiny_text_lm(tiny_llama),
+        max_new_units=30, batch_size=2, n_samples=2, progress=False,
     )  # fmt: skip
     assert res.n_prompts == 3 and res.n_failed == 1
     assert "bad.wav" in res.errors[0]["path"]
@@ -341,21 +337,21 @@ def test_evaluate_generation_end_to_end_with_resume(tmp_path):
     # rerun: all prompts reused from records.jsonl, no ASR call, same numbers
     n_calls = len(calls)
     res2 = evaluate_generation(
-        lm, tok, voc, prompts, out, asr_model=asr, text_lm=_tiny_text_lm(), max_new_units=30,
-        batch_size=2, n_samples=2, progress=False,
+        lm, tok, voc, prompts, out, asr_model=asr, text_lm=_tiny_text_lm(tiny_llama),
+        max_new_units=30, batch_size=2, n_samples=2, progress=False,
     )  # fmt: skip
     assert len(calls) == n_calls
     assert res2.text_ppl_token_weighted_continuation == pytest.approx(ppl)
     assert res2.genppl_slamkit == pytest.approx(res.genppl_slamkit) and res2.n_prompts == 3
     # a subset with the same settings reuses its records and reports only that subset
     sub = evaluate_generation(
-        lm, tok, voc, prompts[2:], out, asr_model=asr, text_lm=_tiny_text_lm(),
+        lm, tok, voc, prompts[2:], out, asr_model=asr, text_lm=_tiny_text_lm(tiny_llama),
         max_new_units=30, batch_size=2, n_samples=2, progress=False,
     )  # fmt: skip
     assert len(calls) == n_calls and [r["key"] for r in sub.records] == keys[1:]
     # other settings (seed) -> a fresh run
     res3 = evaluate_generation(
-        lm, tok, voc, prompts[1:2], out, asr_model=asr, text_lm=_tiny_text_lm(),
+        lm, tok, voc, prompts[1:2], out, asr_model=asr, text_lm=_tiny_text_lm(tiny_llama),
         max_new_units=30, seed=1, resynth=False, score="full", progress=False,
     )  # fmt: skip
     # continuation and prompt + continuation are both transcribed, whatever `score` is
@@ -364,12 +360,45 @@ def test_evaluate_generation_end_to_end_with_resume(tmp_path):
     assert r3["transcript"] == r3["full_transcript"] and calls[-1] > calls[-2]
     # seconds: each prompt's own units per second sets its length
     res4 = evaluate_generation(
-        lm, tok, voc, prompts[1:3], None, asr_model=asr, text_lm=_tiny_text_lm(), seconds=1.0,
-        resynth=False, progress=False,
+        lm, tok, voc, prompts[1:3], None, asr_model=asr, text_lm=_tiny_text_lm(tiny_llama),
+        seconds=1.0, resynth=False, progress=False,
     )  # fmt: skip
     for r in res4.records:
         assert len(r["continuation_units"]) == round(len(r["prompt_units"]) / 3.0)
     assert res3.records[0]["continuation_units"] != res.records[0]["continuation_units"]
+
+
+def test_generate_config_and_keywords_give_the_same_run_as_twistlm_continue(
+    tmp_path, tiny_llama, tiny_speech_lm
+):
+    """GenerateConfig replaces the keyword list (which still works); the continuations are the
+    ones `twistlm continue` samples for the same prompt, seed and RNG index."""
+    from test_continue import build_tiny_pipeline, speechlike_wav
+
+    from twistlm.eval.generation import GenerateConfig
+    from twistlm.lm.continuation import continue_prompt
+
+    with pytest.raises(ValueError, match="score must be"):
+        GenerateConfig(score="both")
+    with pytest.raises(ValueError, match="not both"):
+        GenerateConfig(seconds=1.0, max_new_units=3)
+    tok, voc, lm = build_tiny_pipeline(tiny_speech_lm, tmp_path)
+    prompts = [("a", speechlike_wav(3.5, seed=0)), ("b", speechlike_wav(3.2, seed=1))]
+    asr, _ = _fake_asr()
+    opts = dict(asr_model=asr, max_new_units=8, resynth=False, progress=False)
+    cfg = GenerateConfig(text_lm=_tiny_text_lm(tiny_llama), **opts)
+    by_config = evaluate_generation(lm, tok, voc, prompts, config=cfg)
+    by_keywords = evaluate_generation(
+        lm, tok, voc, prompts, text_lm=_tiny_text_lm(tiny_llama), **opts
+    )
+    units = [r["continuation_units"] for r in by_config.records]
+    assert units == [r["continuation_units"] for r in by_keywords.records]
+    assert by_config.settings["run_id"] == by_keywords.settings["run_id"]
+    ref = continue_prompt(prompts[0][1], lm, tok, voc, max_new_units=8, seed=0)
+    assert (
+        ref.units.tolist() == units[0]
+        and ref.prompt_units.tolist() == (by_config.records[0]["prompt_units"])
+    )
 
 
 @pytest.mark.slow
@@ -380,7 +409,7 @@ def test_real_whisper_and_smollm2(tmp_path):
     import subprocess
 
     from twistlm.audio import load_audio
-    from twistlm.eval.generation import whisper_transcriber
+    from twistlm.eval.textmetrics import whisper_transcriber
 
     if shutil.which("flite") is None:
         pytest.skip("flite not installed")
@@ -399,8 +428,8 @@ def test_real_whisper_and_smollm2(tmp_path):
 def test_prompt_keys_are_unique_and_bad_items_reported():
     from pathlib import Path
 
-    from twistlm.eval.generation import _prompt_entries
+    from twistlm.eval.generation import prompt_entries
 
-    entries = _prompt_entries([Path("a/x.wav"), Path("b/x.wav"), ("k", np.zeros(3)), 5])
+    entries = prompt_entries([Path("a/x.wav"), Path("b/x.wav"), ("k", np.zeros(3)), 5])
     assert [e[0] for e in entries[:3]] == ["x", "x#1", "k"]
     assert entries[1][1] == "b/x.wav" and isinstance(entries[3], TypeError)

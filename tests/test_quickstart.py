@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from tiny_text_lm import make_tiny_text_lm  # noqa: I001  (tests/ is on sys.path)
 
+from twistlm.lm.components import recorded_dir
 from twistlm.quickstart import run_quickstart, smoke_config
 from twistlm.quickstart.config import budget_steps
 from twistlm.quickstart.pipeline import STAGES
@@ -85,8 +85,8 @@ def test_tokens_to_reach():
     not all(is_available(v) for v in DEFAULT_TRAIN_VOICES + DEFAULT_HELDOUT_VOICES),
     reason="needs the default TTS voices (scripts/setup.sh installs them)",
 )
-def test_quickstart_tiny_end_to_end(tmp_path, capsys):
-    text_lm = make_tiny_text_lm(tmp_path / "tiny-lm")
+def test_quickstart_tiny_end_to_end(tmp_path, capsys, tiny_text_lm_dir):
+    text_lm = tiny_text_lm_dir(tmp_path / "tiny-lm")
     cfg = smoke_config(
         out=str(tmp_path / "qs"),
         text_lm=str(text_lm),
@@ -112,8 +112,10 @@ def test_quickstart_tiny_end_to_end(tmp_path, capsys):
             assert b["n_pairs"] >= 1 and 0.0 <= b["accuracy"] <= 1.0
         assert (out / "models" / start / "config.json").is_file()
         meta = json.loads((out / "models" / start / "twistlm.json").read_text())["meta"]
-        assert (Path(meta["tokenizer"]["path"]) / "tokenizer.json").is_file()
-        assert Path(meta["vocoder"]).is_dir()
+        model_dir = out / "models" / start
+        assert not Path(meta["tokenizer"]["path"]).is_absolute()  # relative: the run can move
+        assert (recorded_dir(meta, "tokenizer", model_dir) / "tokenizer.json").is_file()
+        assert recorded_dir(meta, "vocoder", model_dir).is_dir()
     assert set(res["eval"]["warm"]) == {"swuggy", "sblimp", "ssc", "tsc"}
     assert res["topline"] and set(res["topline"]["benchmarks"]) >= {"sblimp", "tsc"}
     # same token budget for both models

@@ -40,9 +40,9 @@ def test_backend_output_is_16k_nonsilent_plausible(voice, tmp_path):
 
 @pytest.mark.tts
 def test_espeak_library_route_matches_binary_rate():
-    if tts._espeak_lib_paths() is None:
+    if tts.espeak_lib_paths() is None:
         pytest.skip("espeakng-loader not installed")
-    lib = tts._espeak_lib()
+    lib = tts.espeak_lib()
     wav = lib.synth(tts.VOICES["espeak-ng:us-f3"], "hello there, how are you today")
     assert lib.sample_rate == 22050 and 0.8 < len(wav) / lib.sample_rate < 4
     assert np.abs(wav).max() > 0.05
@@ -241,11 +241,13 @@ def _fake_run_jobs(jobs, *args, index=None, **kwargs):
 
 def test_lengths_callable_decides_the_balance(tmp_path, monkeypatch):
     from twistlm.synth import benchmarks as bm
+    from twistlm.synth import candidates
 
     monkeypatch.setattr(bm, "run_jobs", _fake_run_jobs)
     monkeypatch.setattr(bm, "resolve_voices", lambda names, what: list(names))
     voices = ["flite:kal16"]
-    cands = bm._sblimp(tmp_path, 8, voices, 0)  # the candidates synthesize_benchmarks builds
+    # the candidates synthesize_benchmarks builds
+    cands = candidates.sblimp_candidates(tmp_path, 8, voices, 0)
     shorter = {cands[5].pos.path, cands[7].pos.path}  # only these have the shorter positive
     negatives, calls = {p.neg.path for p in cands}, []
 
@@ -269,13 +271,14 @@ def test_lengths_callable_decides_the_balance(tmp_path, monkeypatch):
 @pytest.mark.tts
 def test_storycloze_sets_are_length_balanced_and_share_true_endings(tmp_path):
     from twistlm.synth import benchmarks as bm
+    from twistlm.synth.candidates import storycloze_candidates
 
     _need("flite:kal16")
     n, voices = 4, ["flite:kal16"]
     texts = {  # wav path -> text of every candidate (2n stories), in both output folders
         j.path: j.text
         for root, m in ((tmp_path, 2 * n), (tmp_path / "t", 4))
-        for ps in bm._storycloze(root, m, voices, 0).values()
+        for ps in storycloze_candidates(root, m, voices, 0).values()
         for p in ps
         for j in (p.pos, p.neg)
     }
@@ -312,14 +315,14 @@ def test_storycloze_sets_are_length_balanced_and_share_true_endings(tmp_path):
 
 
 def test_balance_by_length_puts_the_length_rule_at_half():
-    from twistlm.synth.benchmarks import _Pair, balance_by_length
+    from twistlm.synth.candidates import CandidatePair, balance_by_length
     from twistlm.synth.parallel import Job
 
     def pair(i, voice, pos_len, neg_len, lengths):
         pos = Job(f"p{i}{voice}", voice, "w", f"/x/p{i}{voice}.wav")
         neg = Job(f"n{i}{voice}", voice, "nw", f"/x/n{i}{voice}.wav")
         lengths[pos.path], lengths[neg.path] = pos_len, neg_len
-        return _Pair(f"{i}:{voice}", pos, neg, "w", "nw", "lexical", {"id": str(i)})
+        return CandidatePair(f"{i}:{voice}", pos, neg, "w", "nw", "lexical", {"id": str(i)})
 
     lengths: dict[str, float] = {}  # seconds or unit counts: any length per wav path
     # ids 0-5 positive longer (as un-matched non-words often are), 6-7 positive shorter
@@ -339,7 +342,7 @@ def test_balance_by_length_counts_ties_as_half():
     """Ties score 0.5 under the length-only rule: a tie-heavy set must not count them as
     "positive longer" (that left the rule at 55% on sWUGGY)."""
     from twistlm.eval.controls import length_rule_outcomes
-    from twistlm.synth.benchmarks import _Pair, balance_by_length
+    from twistlm.synth.candidates import CandidatePair, balance_by_length
     from twistlm.synth.parallel import Job
 
     lengths: dict[str, float] = {}
@@ -349,7 +352,7 @@ def test_balance_by_length_counts_ties_as_half():
         pos = Job(f"p{i}", "v", "w", f"/x/p{i}.wav")
         neg = Job(f"n{i}", "v", "nw", f"/x/n{i}.wav")
         lengths[pos.path], lengths[neg.path] = a, b
-        pairs.append(_Pair(str(i), pos, neg, "w", "nw", "lexical", {"id": str(i)}))
+        pairs.append(CandidatePair(str(i), pos, neg, "w", "nw", "lexical", {"id": str(i)}))
     picked = balance_by_length("swuggy", pairs, lengths, n=8)
     assert [p.meta["id"] for p in picked] == ["0", "1", "2", "3", "4", "7", "8", "5"]
     rule = length_rule_outcomes(
@@ -361,8 +364,9 @@ def test_balance_by_length_counts_ties_as_half():
 
 def test_sblimp_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypatch):
     from twistlm.synth import benchmarks as bm
+    from twistlm.synth import candidates
 
-    real = bm._sblimp
+    real = candidates.sblimp_candidates
     asked = []
 
     def limited(out, n, voices, seed):
@@ -371,7 +375,7 @@ def test_sblimp_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypat
             raise ValueError("cannot build")
         return real(out, n, voices, seed)
 
-    monkeypatch.setattr(bm, "_sblimp", limited)
+    monkeypatch.setattr(candidates, "sblimp_candidates", limited)
     monkeypatch.setattr(bm, "run_jobs", lambda jobs, *a, **k: {j.path: 1.0 for j in jobs})
     monkeypatch.setattr(bm, "resolve_voices", lambda names, what: list(names))
     s = bm.synthesize_benchmarks(tmp_path, n_pairs=4, voices=["flite:kal16"], benchmarks=["sblimp"])
@@ -380,8 +384,9 @@ def test_sblimp_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypat
 
 def test_story_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypatch):
     from twistlm.synth import benchmarks as bm
+    from twistlm.synth import candidates
 
-    real, asked = bm.make_stories, []
+    real, asked = candidates.make_stories, []
 
     def limited(n, seed=0):
         asked.append(n)
@@ -389,7 +394,7 @@ def test_story_candidates_shrink_when_the_templates_run_out(tmp_path, monkeypatc
             raise ValueError("cannot build")
         return real(n, seed)
 
-    monkeypatch.setattr(bm, "make_stories", limited)
+    monkeypatch.setattr(candidates, "make_stories", limited)
     monkeypatch.setattr(bm, "run_jobs", _fake_run_jobs)
     monkeypatch.setattr(bm, "resolve_voices", lambda names, what: list(names))
     s = bm.synthesize_benchmarks(

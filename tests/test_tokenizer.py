@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import HubertConfig, HubertModel
 
 from twistlm.audio import AudioError
 from twistlm.tokenizer.dedup import dedup, expand
@@ -26,24 +25,6 @@ from twistlm.tokenizer.stream import AudioSource
 from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
 
 
-def tiny_hubert(hz: int = 50, layers: int = 3) -> HubertModel:
-    """Random HuBERT with base-like conv geometry: hop 320 (50 Hz) or 640 (25 Hz, extra conv)."""
-    strides = (5, 2, 2, 2, 2, 2, 2) + ((2,) if hz == 25 else ())
-    kernels = (10, 3, 3, 3, 3, 2, 2) + ((2,) if hz == 25 else ())
-    cfg = HubertConfig(
-        hidden_size=16,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8,) * len(strides),
-        conv_stride=strides,
-        conv_kernel=kernels,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-    )
-    return HubertModel(cfg).eval()
-
-
 def reference_units(model, wav, layer, centroids):
     """hidden_states[layer] -> brute-force nearest centroid -> dedup."""
     with torch.no_grad():
@@ -53,7 +34,7 @@ def reference_units(model, wav, layer, centroids):
 
 
 @pytest.mark.parametrize("hz,hop", [(50, 320), (25, 640)])
-def test_hubert_units_equal_reference(hz, hop):
+def test_hubert_units_equal_reference(hz, hop, tiny_hubert):
     model = tiny_hubert(hz)
     layer = 2
     fx = HubertFeatures(model, layer=layer)
@@ -72,7 +53,7 @@ def test_hubert_units_equal_reference(hz, hop):
         assert tok.frame_units(wav).tolist() == frames.tolist()
 
 
-def test_hubert_normalize_matches_layer_norm_input():
+def test_hubert_normalize_matches_layer_norm_input(tiny_hubert):
     model = tiny_hubert(50)
     wav = torch.randn(8000) * 0.3 + 0.05
     fx = HubertFeatures(model, layer=3, normalize=True)
@@ -81,7 +62,7 @@ def test_hubert_normalize_matches_layer_norm_input():
     torch.testing.assert_close(fx(wav), ref.hidden_states[3][0], rtol=0, atol=0)
 
 
-def test_hubert_chunked_long_file_is_close_away_from_joins():
+def test_hubert_chunked_long_file_is_close_away_from_joins(tiny_hubert):
     model = tiny_hubert(50)
     wav = torch.randn(16000 * 3) * 0.1
     full = HubertFeatures(model, layer=2)(wav)
@@ -176,7 +157,7 @@ def test_centroids_file_roundtrip_and_pickle_refused(tmp_path):
     np.testing.assert_array_equal(got.numpy(), km.cluster_centers_.astype(np.float32))
 
 
-def test_unit_tokenizer_save_load_roundtrip(tmp_path):
+def test_unit_tokenizer_save_load_roundtrip(tmp_path, tiny_hubert):
     for fx in (SpectralFeatures(frame_rate=50), HubertFeatures(tiny_hubert(25), layer=2)):
         tok = UnitTokenizer(fx, torch.randn(9, fx.dim), name="t")
         tok.save_pretrained(tmp_path / fx.name)
@@ -275,7 +256,7 @@ FAST_REL_TOL = 0.05  # the fast mode's promise: per-frame relative L2 error of t
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8", "auto"])
-def test_fast_mode_keeps_features_close_and_units_with_margin(precision):
+def test_fast_mode_keeps_features_close_and_units_with_margin(precision, tiny_hubert):
     """Whatever path runs (bf16 autocast, int8 Linear weights, or what this CPU picks), fast
     features are within FAST_REL_TOL of fp32 per frame, so every frame whose two nearest
     centroids differ by more than that bound keeps its unit. Centroids are k-means of the exact
@@ -304,7 +285,7 @@ def test_fast_mode_keeps_features_close_and_units_with_margin(precision):
     assert torch.equal(fast_units[safe], exact_units[safe])
 
 
-def test_bf16_fast_mode_keeps_grouped_positional_conv_accurate():
+def test_bf16_fast_mode_keeps_grouped_positional_conv_accurate(tiny_hubert):
     """oneDNN's bf16 grouped conv1d with few channels per group (here 8, kernel 8) returned
     wrong results on an AMX CPU; the fast mode keeps HuBERT's positional conv in fp32 on CPUs."""
     torch.manual_seed(0)
@@ -317,7 +298,7 @@ def test_bf16_fast_mode_keeps_grouped_positional_conv_accurate():
 
 
 @pytest.mark.parametrize("hz", [50, 25])
-def test_hubert_pad_samples_equals_slamkit_reference(hz):
+def test_hubert_pad_samples_equals_slamkit_reference(hz, tiny_hubert):
     """SlamKit (slp-rl/slamkit, slamkit/feature_extractor/hubert_feature_extractor.py) runs
     ``model(F.pad(wav, (40, 40)), output_hidden_states=True).hidden_states[layer]``."""
     torch.manual_seed(0)
@@ -351,7 +332,7 @@ def test_hubert_pad_samples_equals_slamkit_reference(hz):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
-def test_pad_samples_saved_and_loaded_old_files_load_unpadded(tmp_path):
+def test_pad_samples_saved_and_loaded_old_files_load_unpadded(tmp_path, tiny_hubert):
     import json
 
     torch.manual_seed(0)
@@ -377,13 +358,14 @@ def test_pad_samples_saved_and_loaded_old_files_load_unpadded(tmp_path):
     assert old.extractor.n_frames(16000) == plain.extractor.n_frames(16000)
 
 
-def test_slamkit_preset_pads_like_slamkit(tmp_path, monkeypatch):
+def test_slamkit_preset_pads_like_slamkit(tmp_path, monkeypatch, tiny_hubert):
     """The SlamKit presets carry SlamKit's model / layer / k-means and its 40-sample padding
     (slp-rl/slamkit config/tokeniser/*.yaml); load_tokenizer_preset passes the padding on."""
     import joblib
     from sklearn.cluster import KMeans
 
     from twistlm import loaders
+    from twistlm.tokenizer.unit_tokenizer import load_tokenizer_preset
 
     for name, layer, hop in (("slamkit-mhubert-25hz", 11, 640), ("slamkit-hubert-base-l9", 9, 320)):
         spec = loaders.TOKENIZER_PRESETS[name]
@@ -402,7 +384,7 @@ def test_slamkit_preset_pads_like_slamkit(tmp_path, monkeypatch):
     spec = dict(loaders.TOKENIZER_PRESETS["slamkit-mhubert-25hz"])
     spec.update(model=str(tmp_path / "hf"), kmeans={4: "unused"}, default_units=4, layer=2)
     monkeypatch.setitem(loaders.TOKENIZER_PRESETS, "slamkit-mhubert-25hz", spec)
-    tok = loaders.load_tokenizer_preset(
+    tok = load_tokenizer_preset(
         "slamkit-mhubert-25hz", trust_pickle=True, cache_dir=tmp_path / "cache"
     )
     assert tok.extractor.pad_samples == 40 and tok.info()["pad_samples"] == 40

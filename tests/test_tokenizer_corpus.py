@@ -12,7 +12,8 @@ import soundfile as sf
 import torch
 
 from twistlm.cli import main
-from twistlm.data.shards import read_table
+from twistlm.data.shards import TOKENIZER_IDENTITY, read_shard_metadata, read_table
+from twistlm.eval.cache import tokenizer_fingerprint
 from twistlm.tokenizer.corpus import list_corpus, tokenize_corpus
 from twistlm.tokenizer.spectral import SpectralFeatures
 from twistlm.tokenizer.unit_tokenizer import UnitTokenizer, build_offline_tokenizer
@@ -116,6 +117,34 @@ def test_resume_equals_uninterrupted_and_ranks_split(tmp_path, tok):
     other = UnitTokenizer(SpectralFeatures(frame_rate=50), torch.randn(4, 80))
     with pytest.raises(ValueError, match="another tokenizer"):
         tokenize_corpus(other, audio, out, progress=False)
+
+
+def test_tokenizer_identity_recorded_at_tokenize_time(tmp_path, tok):
+    """The folder names the tokenizer (name, fingerprint, dir) that made its units."""
+    audio = make_corpus(tmp_path / "a", n_good=2)
+    tokenize_corpus(tok, audio, tmp_path / "u", progress=False)
+    meta = read_shard_metadata(tmp_path / "u")
+    assert meta.info == tok.info()
+    fp = tokenizer_fingerprint(tok.info(), None, tok.centroids)
+    assert meta.identity == {"name": "t16", "fingerprint": fp, "path": None}
+    # from a saved dir (path or object + tokenizer_dir): the dir, and the fingerprint
+    # `twistlm eval` caches this tokenizer's units under
+    tok.save_pretrained(tmp_path / "tok")
+    loaded = UnitTokenizer.from_pretrained(tmp_path / "tok")
+    want = {
+        "name": "t16",
+        "fingerprint": tokenizer_fingerprint(loaded.info(), tmp_path / "tok", loaded.centroids),
+        "path": str((tmp_path / "tok").resolve()),
+    }
+    tokenize_corpus(str(tmp_path / "tok"), audio, tmp_path / "v", progress=False)
+    assert read_shard_metadata(tmp_path / "v").identity == want
+    out = tmp_path / "w"
+    tokenize_corpus(loaded, audio, out, tokenizer_dir=tmp_path / "tok", progress=False)
+    assert read_shard_metadata(out).identity == want
+    # an older folder without the identity gets it on the next run
+    (out / TOKENIZER_IDENTITY).unlink()
+    tokenize_corpus(loaded, audio, out, tokenizer_dir=tmp_path / "tok", progress=False)
+    assert read_shard_metadata(out).identity == want
 
 
 def test_files_grouped_by_length_and_manifest(tmp_path):

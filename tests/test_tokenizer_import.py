@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from transformers import HubertConfig, HubertModel
+from transformers import HubertModel
 
 from twistlm.cli import main
 from twistlm.tokenizer.fairseq_import import (
@@ -130,14 +130,8 @@ def write_fairseq_checkpoint(path, hf: HubertModel, conv: str, normalize: bool, 
 @pytest.mark.parametrize(
     "hz,conv,style,normalize", [(50, CONV_50HZ, "cfg", False), (25, CONV_25HZ, "args", True)]
 )
-def test_fairseq_import_reproduces_features(tmp_path, hz, conv, style, normalize):
-    layers = parse_conv_layers(conv)
-    cfg = HubertConfig(
-        hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32,
-        conv_dim=[d for d, _, _ in layers], conv_kernel=[k for _, k, _ in layers],
-        conv_stride=[s for _, _, s in layers], num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-    )  # fmt: skip
-    hf = HubertModel(cfg).eval()
+def test_fairseq_import_reproduces_features(tmp_path, hz, conv, style, normalize, tiny_hubert):
+    hf = tiny_hubert(layers=3, conv_layers=parse_conv_layers(conv))
     path = tmp_path / "hubert.pt"
     write_fairseq_checkpoint(path, hf, conv, normalize, style)
     with pytest.raises(pickle.UnpicklingError):  # plain weights_only refuses config objects

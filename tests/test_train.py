@@ -1,4 +1,5 @@
-"""Training: loss goes down, resume == uninterrupted, 2-process gloo DDP == 1 process, data order."""
+"""Training: loss goes down, resume == uninterrupted, 2-process gloo DDP == 1 process, data order,
+train_step alone, exported model dirs name the shards' tokenizer."""
 
 import json
 import os
@@ -9,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from twistlm.config import load_config
 from twistlm.io import ErrorLog
@@ -17,24 +17,14 @@ from twistlm.lm.vocab import UnitVocab
 from twistlm.train import TrainConfig, train
 from twistlm.train.data import BlockOrder, Utterances, read_units, split
 from twistlm.train.synthetic import synthetic_units, write_synthetic_shards
-from twistlm.train.trainer import latest_checkpoint, lr_at
+from twistlm.train.trainer import latest_checkpoint, lr_at, train_step
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_llama):
     root = tmp_path_factory.mktemp("train")
-    torch.manual_seed(0)
-    src = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-            tie_word_embeddings=True,
-        )
+    src = tiny_llama(
+        64, hidden=32, layers=2, heads=4, kv_heads=2, max_positions=128, tie=True, seed=0
     )
     src.save_pretrained(root / "src")
     write_synthetic_shards(root / "shards", 240, n_units=40, seed=0, per_shard=100)
@@ -314,3 +304,80 @@ def test_grad_checkpointing_same_losses(setup, tmp_path):
     for x, y in zip(_metrics(tmp_path / "a"), _metrics(tmp_path / "b"), strict=True):
         assert y.get("loss") == pytest.approx(x.get("loss"), abs=1e-5)
         assert y.get("val_loss") == pytest.approx(x.get("val_loss"), abs=1e-5)
+
+
+def test_train_step_lowers_loss_deterministically(setup):
+    """A few steps on one batch of a tiny cold model: the loss falls, and a rerun repeats it."""
+    from twistlm.lm.warm_start import build_speech_lm
+
+    def run() -> list[float]:
+        lm = build_speech_lm(str(setup / "src"), 40, start="cold", seed=0)
+        order = BlockOrder(synthetic_units(60, 40, seed=2), lm.vocab, 32, seed=0)
+        ids = order.blocks(0, 4)
+        micro = [(ids[:2], order.labels(ids[:2])), (ids[2:], order.labels(ids[2:]))]
+        opt = torch.optim.AdamW(lm.model.parameters(), lr=1e-2)
+        lm.model.train()
+        return [train_step(lm.model, opt, micro, lr=1e-2, grad_clip=1.0) for _ in range(6)]
+
+    losses = run()
+    assert all(a > b for a, b in zip(losses, losses[1:], strict=False)), losses
+    assert losses[-1] < losses[0] - 0.5, losses
+    assert run() == losses
+
+
+def test_shards_without_tokenizer_json_are_refused(setup, tmp_path):
+    """No guessing n_units from the data: an old folder without tokenizer.json is an error."""
+    import shutil
+
+    d = tmp_path / "old"
+    shutil.copytree(setup / "shards", d)
+    (d / "tokenizer.json").unlink()
+    with pytest.raises(FileNotFoundError, match="tokenizer.json missing"):
+        train(_cfg(setup, tmp_path / "r", f"data.train={d}", "budget.max_steps=1"))
+
+
+def test_exported_dirs_name_the_shards_tokenizer(setup, tmp_path):
+    """setup + export: the model dir records the tokenizer identity written at tokenize time,
+    with the path recorded for each dir (final model, snapshot, checkpoint)."""
+    import shutil
+
+    from twistlm.data.shards import write_shard_metadata
+    from twistlm.eval.cache import tokenizer_fingerprint
+    from twistlm.lm.model import SpeechLM
+    from twistlm.tokenizer.corpus import tokenizer_identity
+    from twistlm.tokenizer.spectral import SpectralFeatures
+    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
+    from twistlm.train.export import export_model
+    from twistlm.train.prepare import setup as setup_run
+
+    tok = UnitTokenizer(SpectralFeatures(frame_rate=25), torch.randn(40, 80), name="spec40")
+    tok_dir = tmp_path / "tok"
+    tok.save_pretrained(tok_dir)
+    units = tmp_path / "units"
+    shutil.copytree(setup / "shards", units)
+    write_shard_metadata(units, tok.info(), tokenizer_identity(tok, tok_dir))
+
+    run = setup_run(_cfg(setup, tmp_path / "r", f"data.train={units}", "budget.max_steps=1"))
+    export_model(tmp_path / "exported", run.lm, run.optimizer, run.fsdp, run.dist, run.shards)
+    fingerprint = tokenizer_fingerprint(tok.info(), tok_dir, tok.centroids)
+    res = train(
+        _cfg(
+            setup,
+            tmp_path / "deep" / "run",
+            f"data.train={units}",
+            "budget.max_steps=2",
+            "logging.snapshot_steps=[1]",
+            "logging.checkpoint_every=1",
+        )
+    )
+    run_dir = tmp_path / "deep" / "run"
+    dirs = [tmp_path / "exported", res.model_dir, run_dir / "snapshots" / "step-00000001"]
+    for d in [*dirs, latest_checkpoint(run_dir)]:
+        meta = SpeechLM.from_pretrained(d).meta["tokenizer"]
+        assert meta["name"] == "spec40" and meta["fingerprint"] == fingerprint, d
+        assert meta["n_units"] == 40 and meta["hop"] == tok.hop
+        assert (d / meta["path"]).resolve() == tok_dir.resolve(), d  # relative, or absolute
+    for d in dirs[:2]:  # the tokenizer is near: recorded relative to the model dir
+        assert not Path(SpeechLM.from_pretrained(d).meta["tokenizer"]["path"]).is_absolute()
+    path = SpeechLM.from_pretrained(res.model_dir).meta["tokenizer"]["path"]
+    assert UnitTokenizer.from_pretrained(res.model_dir / path).n_units == 40

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from twistlm.audio import write_wav
 from twistlm.data.shards import write_shard
 from twistlm.vocoder import Vocoder
+from twistlm.vocoder.data import tokenizer_info
 from twistlm.vocoder.mel import LogMel, mel_filterbank
 from twistlm.vocoder.train import VocoderTrainConfig, train_vocoder
 
@@ -238,3 +239,14 @@ def test_griffin_lim_baseline_reproduces_unit_spectra():
         spec = np.abs(np.fft.rfft(part * np.hanning(part.size)))
         peak = np.argmax(spec) * 16000 / part.size
         assert abs(peak - hz) < 60, (peak, hz)
+
+
+def test_tokenizer_info_needs_the_shards_hop_and_n_units(tmp_path):
+    """The vocoder reads the shards' metadata through the one strict reader, asking for hop."""
+    with pytest.raises(FileNotFoundError, match="tokenizer.json missing"):
+        tokenizer_info(tmp_path)
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"n_units": 8}))
+    with pytest.raises(ValueError, match="no 'hop' field"):
+        tokenizer_info(tmp_path)
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"n_units": 8, "hop": HOP}))
+    assert tokenizer_info(tmp_path) == {"n_units": 8, "hop": HOP}

@@ -225,7 +225,7 @@ def _whisper_base_path(verify: bool) -> Path:
     return out
 
 
-def load_tokenizer_preset(
+def tokenizer_preset_parts(
     name: str,
     n_units: int | None = None,
     trust_pickle: bool = False,
@@ -233,16 +233,18 @@ def load_tokenizer_preset(
     device: str | None = None,
     cache_dir: str | Path | None = None,
 ):
-    """Build a released tokenizer (HuBERT from the HF hub + textlesslib k-means) -> UnitTokenizer.
+    """The parts of a released tokenizer: (HuBERT extractor from the HF hub, (n_units, dim)
+    textlesslib k-means centroids, tokenizer name).
 
-    Needs the network (or a warm HF / torch hub cache). The k-means file is a pickle, so this
-    refuses unless ``trust_pickle=True``; save the result with ``save_pretrained`` to convert once.
+    :func:`twistlm.tokenizer.unit_tokenizer.load_tokenizer_preset` assembles them into a
+    ``UnitTokenizer`` (this module imports nothing that imports it back). Needs the network (or
+    a warm HF / torch hub cache). The k-means file is a pickle, so this refuses unless
+    ``trust_pickle=True``.
     """
     import torch
 
     from twistlm.tokenizer.hubert import HubertFeatures
     from twistlm.tokenizer.kmeans import import_kmeans_pickle
-    from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
 
     if name not in TOKENIZER_PRESETS:
         raise ValueError(f"unknown tokenizer preset {name!r}; known: {sorted(TOKENIZER_PRESETS)}")
@@ -268,4 +270,4 @@ def load_tokenizer_preset(
         fast=bool(fast),
         device=device,
     )
-    return UnitTokenizer(extractor, centroids, dedup=True, name=f"{name}-km{n_units}")
+    return extractor, centroids, f"{name}-km{n_units}"

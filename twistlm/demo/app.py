@@ -87,6 +87,36 @@ def prepare_out_dir(out_dir: str | Path) -> OutputStore:
     return OutputStore(out)
 
 
+def _sampling_controls(gr: Any, limits: Limits, prefix: str) -> list:
+    """The sampling widgets of a tab (continuation and prompt seconds, temperature, top-k,
+    top-p, seed), in the order the handlers take them."""
+    with gr.Accordion("Sampling settings", open=False):
+        seconds = gr.Slider(
+            0,
+            float(limits.max_continue_seconds),
+            value=0,
+            step=0.5,
+            label="continuation seconds (0 = TWIST rule: up to 3x the prompt)",
+            elem_id=f"{prefix}-seconds",
+        )
+        prompt_s = gr.Slider(
+            0,
+            float(limits.max_seconds),
+            value=3.0,
+            step=0.5,
+            label="prompt seconds used (0 = all)",
+        )
+        temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="temperature (0 = greedy)")
+        top_k = gr.Number(value=50, precision=0, label="top-k (0 = off; 50 as TWIST)")
+        top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="top-p (1 = off)")
+        seed = gr.Number(value=0, precision=0, label="seed")
+    return [seconds, prompt_s, temperature, top_k, top_p, seed]
+
+
+def _audio_in(gr: Any, label: str, elem_id: str):
+    return gr.Audio(sources=["upload", "microphone"], type="filepath", label=label, elem_id=elem_id)
+
+
 class DemoApp:
     """The event functions (plain Python: ``(message, *outputs)``), then :meth:`build`."""
 
@@ -151,45 +181,14 @@ class DemoApp:
 
     # ---- page ----
     def build(self, preload_problems: list[str] | None = None):
+        """The Gradio Blocks: the models' status, then one tab per task."""
         import gradio as gr
 
-        backend, limits = self.backend, self.limits
+        backend = self.backend
         models = backend.models_available() or ["warm"]
         status = backend.status_markdown()
         if preload_problems:
             status += "\n\n**Problems:** " + "; ".join(preload_problems)
-        max_cont = float(limits.max_continue_seconds)
-
-        def sampling_controls(prefix: str):
-            with gr.Accordion("Sampling settings", open=False):
-                seconds = gr.Slider(
-                    0,
-                    max_cont,
-                    value=0,
-                    step=0.5,
-                    label="continuation seconds (0 = TWIST rule: up to 3x the prompt)",
-                    elem_id=f"{prefix}-seconds",
-                )
-                prompt_s = gr.Slider(
-                    0,
-                    float(limits.max_seconds),
-                    value=3.0,
-                    step=0.5,
-                    label="prompt seconds used (0 = all)",
-                )
-                temperature = gr.Slider(
-                    0, 2, value=0.8, step=0.05, label="temperature (0 = greedy)"
-                )
-                top_k = gr.Number(value=50, precision=0, label="top-k (0 = off; 50 as TWIST)")
-                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="top-p (1 = off)")
-                seed = gr.Number(value=0, precision=0, label="seed")
-            return [seconds, prompt_s, temperature, top_k, top_p, seed]
-
-        def audio_in(label, elem_id):
-            return gr.Audio(
-                sources=["upload", "microphone"], type="filepath", label=label, elem_id=elem_id
-            )
-
         theme = gr.themes.Default(  # system fonts: the page loads nothing from the internet
             font=["ui-sans-serif", "system-ui", "sans-serif"],
             font_mono=["ui-monospace", "monospace"],
@@ -202,146 +201,154 @@ class DemoApp:
             gr.Markdown(INTRO)
             with gr.Accordion("Models", open=backend.paths.model is None):
                 gr.Markdown(status, elem_id="status")
-            with gr.Tab("Continue", elem_id="tab-continue"):
-                with gr.Row():
-                    with gr.Column():
-                        prompt = audio_in("prompt (upload or record)", "continue-prompt")
-                        pick = gr.Dropdown(
-                            list(self.samples),
-                            label="or pick a held-out sample",
-                            value=None,
-                            visible=bool(self.samples),
-                        )
-                        which = gr.Radio(models, value=models[0], label="model")
-                        ctl = sampling_controls("continue")
-                        go = gr.Button("Continue", variant="primary", elem_id="continue-button")
-                    with gr.Column():
-                        msg = gr.Markdown(elem_id="continue-message")
-                        cont = gr.Audio(
-                            label="continuation",
-                            type="filepath",
-                            interactive=False,
-                            elem_id="continuation-audio",
-                        )
-                        full = gr.Audio(
-                            label="prompt + continuation",
-                            type="filepath",
-                            interactive=False,
-                            elem_id="full-audio",
-                        )
-                        plot = gr.Plot(label="units over time")
-                        transcript = gr.Textbox(
-                            label="ASR transcript of the continuation", interactive=False
-                        )
-                        details = gr.Markdown(elem_id="continue-details")
-                pick.change(safe(self.on_pick_sample, 2), [pick], [msg, prompt])
-                go.click(
-                    safe(self.on_continue, 6),
-                    [prompt, which, *ctl],
-                    [msg, cont, full, plot, transcript, details],
-                    api_name="continue",
-                    **heavy,
-                )
-            with gr.Tab("Compare", elem_id="tab-compare"):
-                gr.Markdown(
-                    "Which of two utterances does the SpeechLM find more likely? This is the sWUGGY / sBLIMP / StoryCloze test, made interactive."
-                )
-                with gr.Row():
-                    a = audio_in("utterance A", "compare-a")
-                    b = audio_in("utterance B", "compare-b")
-                pair = gr.Dropdown(
-                    list(self.pairs),
-                    label="or pick a benchmark pair",
-                    value=None,
-                    visible=bool(self.pairs),
-                )
-                which_c = gr.Radio(models, value=models[0], label="model")
-                go_c = gr.Button("Compare", variant="primary", elem_id="compare-button")
-                msg_c = gr.Markdown(elem_id="compare-message")
-                panel = gr.Markdown(elem_id="likelihood-panel")
-                pair.change(safe(self.on_pick_pair, 3), [pair], [msg_c, a, b])
-                go_c.click(
-                    safe(self.on_compare, 2),
-                    [a, b, which_c],
-                    [msg_c, panel],
-                    api_name="compare",
-                    **heavy,
-                )
-            with gr.Tab("Resynthesize", elem_id="tab-resynth"):
-                gr.Markdown(
-                    "Audio -> units -> vocoder: hear what the tokenizer keeps of the speech."
-                )
-                with gr.Row():
-                    with gr.Column():
-                        r_in = audio_in("input", "resynth-input")
-                        durs = gr.Radio(
-                            ["true", "predicted"],
-                            value="true",
-                            label="durations (true: the tokenizer's run lengths; predicted: the vocoder's predictor)",
-                        )
-                        go_r = gr.Button(
-                            "Resynthesize", variant="primary", elem_id="resynth-button"
-                        )
-                    with gr.Column():
-                        msg_r = gr.Markdown(elem_id="resynth-message")
-                        r_out = gr.Audio(
-                            label="resynthesized",
-                            type="filepath",
-                            interactive=False,
-                            elem_id="resynth-audio",
-                        )
-                        r_plot = gr.Plot(label="units over time")
-                        r_details = gr.Markdown()
-                go_r.click(
-                    safe(self.on_resynth, 4),
-                    [r_in, durs],
-                    [msg_r, r_out, r_plot, r_details],
-                    api_name="resynthesize",
-                    **heavy,
-                )
-            with gr.Tab("Warm vs cold", elem_id="tab-warm-cold"):
-                if len(backend.models_available()) < 2:
-                    gr.Markdown(
-                        f"**{missing_model_message(backend.paths, 'cold' if backend.has_model('warm') else 'warm')}**"
-                    )
-                gr.Markdown(
-                    "The same prompt, settings and seed through the warm-started and the cold-started model (TWIST's main comparison)."
-                )
-                w_in = audio_in("prompt", "wc-prompt")
-                w_pick = gr.Dropdown(
-                    list(self.samples),
-                    label="or pick a held-out sample",
-                    value=None,
-                    visible=bool(self.samples),
-                )
-                w_ctl = sampling_controls("wc")
-                go_w = gr.Button("Continue with both", variant="primary", elem_id="wc-button")
-                msg_w = gr.Markdown(elem_id="wc-message")
-                with gr.Row():
-                    with gr.Column():
-                        gr.Markdown("### warm")
-                        w_audio = gr.Audio(
-                            label="warm: prompt + continuation", type="filepath", interactive=False
-                        )
-                        w_plot = gr.Plot(label="warm units")
-                        w_text = gr.Textbox(label="warm ASR", interactive=False)
-                    with gr.Column():
-                        gr.Markdown("### cold")
-                        c_audio = gr.Audio(
-                            label="cold: prompt + continuation", type="filepath", interactive=False
-                        )
-                        c_plot = gr.Plot(label="cold units")
-                        c_text = gr.Textbox(label="cold ASR", interactive=False)
-                w_table = gr.Markdown()
-                w_pick.change(safe(self.on_pick_sample, 2), [w_pick], [msg_w, w_in])
-                go_w.click(
-                    safe(self.on_warm_cold, 8),
-                    [w_in, *w_ctl],
-                    [msg_w, w_audio, w_plot, w_text, c_audio, c_plot, c_text, w_table],
-                    api_name="warm_vs_cold",
-                    **heavy,
-                )
+            self._continue_tab(gr, models, heavy)
+            self._compare_tab(gr, models, heavy)
+            self._resynth_tab(gr, heavy)
+            self._warm_cold_tab(gr, heavy)
         return page
+
+    def _continue_tab(self, gr: Any, models: list[str], heavy: dict[str, Any]) -> None:
+        with gr.Tab("Continue", elem_id="tab-continue"):
+            with gr.Row():
+                with gr.Column():
+                    prompt = _audio_in(gr, "prompt (upload or record)", "continue-prompt")
+                    pick = gr.Dropdown(
+                        list(self.samples),
+                        label="or pick a held-out sample",
+                        value=None,
+                        visible=bool(self.samples),
+                    )
+                    which = gr.Radio(models, value=models[0], label="model")
+                    ctl = _sampling_controls(gr, self.limits, "continue")
+                    go = gr.Button("Continue", variant="primary", elem_id="continue-button")
+                with gr.Column():
+                    msg = gr.Markdown(elem_id="continue-message")
+                    cont = gr.Audio(
+                        label="continuation",
+                        type="filepath",
+                        interactive=False,
+                        elem_id="continuation-audio",
+                    )
+                    full = gr.Audio(
+                        label="prompt + continuation",
+                        type="filepath",
+                        interactive=False,
+                        elem_id="full-audio",
+                    )
+                    plot = gr.Plot(label="units over time")
+                    transcript = gr.Textbox(
+                        label="ASR transcript of the continuation", interactive=False
+                    )
+                    details = gr.Markdown(elem_id="continue-details")
+            pick.change(safe(self.on_pick_sample, 2), [pick], [msg, prompt])
+            go.click(
+                safe(self.on_continue, 6),
+                [prompt, which, *ctl],
+                [msg, cont, full, plot, transcript, details],
+                api_name="continue",
+                **heavy,
+            )
+
+    def _compare_tab(self, gr: Any, models: list[str], heavy: dict[str, Any]) -> None:
+        with gr.Tab("Compare", elem_id="tab-compare"):
+            gr.Markdown(
+                "Which of two utterances does the SpeechLM find more likely? This is the sWUGGY / sBLIMP / StoryCloze test, made interactive."
+            )
+            with gr.Row():
+                a = _audio_in(gr, "utterance A", "compare-a")
+                b = _audio_in(gr, "utterance B", "compare-b")
+            pair = gr.Dropdown(
+                list(self.pairs),
+                label="or pick a benchmark pair",
+                value=None,
+                visible=bool(self.pairs),
+            )
+            which_c = gr.Radio(models, value=models[0], label="model")
+            go_c = gr.Button("Compare", variant="primary", elem_id="compare-button")
+            msg_c = gr.Markdown(elem_id="compare-message")
+            panel = gr.Markdown(elem_id="likelihood-panel")
+            pair.change(safe(self.on_pick_pair, 3), [pair], [msg_c, a, b])
+            go_c.click(
+                safe(self.on_compare, 2),
+                [a, b, which_c],
+                [msg_c, panel],
+                api_name="compare",
+                **heavy,
+            )
+
+    def _resynth_tab(self, gr: Any, heavy: dict[str, Any]) -> None:
+        with gr.Tab("Resynthesize", elem_id="tab-resynth"):
+            gr.Markdown("Audio -> units -> vocoder: hear what the tokenizer keeps of the speech.")
+            with gr.Row():
+                with gr.Column():
+                    r_in = _audio_in(gr, "input", "resynth-input")
+                    durs = gr.Radio(
+                        ["true", "predicted"],
+                        value="true",
+                        label="durations (true: the tokenizer's run lengths; predicted: the vocoder's predictor)",
+                    )
+                    go_r = gr.Button("Resynthesize", variant="primary", elem_id="resynth-button")
+                with gr.Column():
+                    msg_r = gr.Markdown(elem_id="resynth-message")
+                    r_out = gr.Audio(
+                        label="resynthesized",
+                        type="filepath",
+                        interactive=False,
+                        elem_id="resynth-audio",
+                    )
+                    r_plot = gr.Plot(label="units over time")
+                    r_details = gr.Markdown()
+            go_r.click(
+                safe(self.on_resynth, 4),
+                [r_in, durs],
+                [msg_r, r_out, r_plot, r_details],
+                api_name="resynthesize",
+                **heavy,
+            )
+
+    def _warm_cold_tab(self, gr: Any, heavy: dict[str, Any]) -> None:
+        with gr.Tab("Warm vs cold", elem_id="tab-warm-cold"):
+            if len(self.backend.models_available()) < 2:
+                gr.Markdown(
+                    f"**{missing_model_message(self.backend.paths, 'cold' if self.backend.has_model('warm') else 'warm')}**"
+                )
+            gr.Markdown(
+                "The same prompt, settings and seed through the warm-started and the cold-started model (TWIST's main comparison)."
+            )
+            w_in = _audio_in(gr, "prompt", "wc-prompt")
+            w_pick = gr.Dropdown(
+                list(self.samples),
+                label="or pick a held-out sample",
+                value=None,
+                visible=bool(self.samples),
+            )
+            w_ctl = _sampling_controls(gr, self.limits, "wc")
+            go_w = gr.Button("Continue with both", variant="primary", elem_id="wc-button")
+            msg_w = gr.Markdown(elem_id="wc-message")
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("### warm")
+                    w_audio = gr.Audio(
+                        label="warm: prompt + continuation", type="filepath", interactive=False
+                    )
+                    w_plot = gr.Plot(label="warm units")
+                    w_text = gr.Textbox(label="warm ASR", interactive=False)
+                with gr.Column():
+                    gr.Markdown("### cold")
+                    c_audio = gr.Audio(
+                        label="cold: prompt + continuation", type="filepath", interactive=False
+                    )
+                    c_plot = gr.Plot(label="cold units")
+                    c_text = gr.Textbox(label="cold ASR", interactive=False)
+            w_table = gr.Markdown()
+            w_pick.change(safe(self.on_pick_sample, 2), [w_pick], [msg_w, w_in])
+            go_w.click(
+                safe(self.on_warm_cold, 8),
+                [w_in, *w_ctl],
+                [msg_w, w_audio, w_plot, w_text, c_audio, c_plot, c_text, w_table],
+                api_name="warm_vs_cold",
+                **heavy,
+            )
 
     concurrency: int = 1
 

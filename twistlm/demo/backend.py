@@ -3,7 +3,8 @@
 The UI layer never loads a model itself: it asks a :class:`DemoBackend` for components, which
 loads each one once (under a lock, so concurrent first requests load it once) through the
 library's own loaders (``SpeechLM.from_pretrained``, ``UnitTokenizer.from_pretrained``,
-``Vocoder.from_pretrained``, ``load_components``).
+``Vocoder.from_pretrained``) and checks them with ``twistlm.lm.components``, the rules every
+stage uses.
 """
 
 from __future__ import annotations
@@ -144,12 +145,12 @@ class DemoBackend:
 
     def _recorded(self, key: str) -> Path | None:
         """A tokenizer / vocoder dir recorded in the first available model's metadata."""
-        from twistlm.lm.cli_continue import _recorded_path  # the rule `twistlm continue` uses
+        from twistlm.lm.components import recorded_dir  # the rule every stage uses
 
         for which in self.models_available():
-            found = _recorded_path(self.lm(which).meta, key)
-            if found:
-                return Path(found)
+            found = recorded_dir(self.lm(which).meta, key)
+            if found is not None:
+                return found
         return None
 
     def tokenizer(self):
@@ -187,12 +188,11 @@ class DemoBackend:
 
     def scorer(self, which: Which = "warm") -> tuple[Any, Any]:
         """(SpeechLM, UnitTokenizer) for likelihoods: Compare works without a vocoder."""
+        from twistlm.lm.components import check_compatible
+
         lm, tok = self.lm(which), self.tokenizer()
-        if int(tok.n_units) != int(lm.vocab.n_units):
-            raise ValueError(
-                f"unit counts differ: tokenizer {tok.n_units}, SpeechLM {lm.vocab.n_units}; "
-                "they must come from the same tokenizer"
-            )
+        tok_dir = self.paths.tokenizer or self._recorded("tokenizer")
+        check_compatible(lm, tok, paths={"tokenizer": tok_dir})
         return lm, tok
 
     def components(self, which: Which = "warm") -> tuple[Any, Any, Any]:
@@ -200,7 +200,7 @@ class DemoBackend:
         checked compatible by the library (``load_components``)."""
 
         def load():
-            from twistlm.lm.cli_continue import load_components
+            from twistlm.lm.components import load_components
 
             lm, tok, voc = self.lm(which), self.tokenizer(), self.vocoder()
             return load_components(lm, tok, voc, device=self.device)
@@ -217,7 +217,7 @@ class DemoBackend:
             return None
 
         def load():
-            from twistlm.eval.generation import whisper_transcriber
+            from twistlm.eval.textmetrics import whisper_transcriber
 
             return whisper_transcriber(None if self.asr == "auto" else self.asr, threads=1)
 

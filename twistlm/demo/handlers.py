@@ -109,7 +109,7 @@ class ContinueOutput:
     figure: Any
     transcript: str
     details: str
-    result: Any  # twistlm.lm.cli_continue.Continuation
+    result: Any  # twistlm.lm.continuation.Continuation
     notes: list[str] = field(default_factory=list)
 
 
@@ -128,7 +128,7 @@ def continue_audio(
 ) -> ContinueOutput:
     """Continue a spoken prompt with model ``which`` (library: ``continue_prompt``)."""
     from twistlm.audio import write_wav
-    from twistlm.lm.cli_continue import continue_prompt, write_continuation
+    from twistlm.lm.continuation import continue_prompt, write_continuation
 
     prompt = prompt or read_audio_input(audio, limits, "prompt")
     s = settings.checked(limits)
@@ -266,14 +266,15 @@ def resynthesize_audio(
     durations: str = "true",
     limits: Limits = DEFAULT_LIMITS,
 ) -> ResynthOutput:
-    """Audio -> units -> vocoder (library: ``twistlm.vocoder.cli_resynth.resynthesize``)."""
+    """Audio -> units -> vocoder (library: ``twistlm.vocoder.resynth.resynthesize``)."""
     from twistlm.audio import write_wav
     from twistlm.io import write_json
-    from twistlm.vocoder.cli_resynth import check_pair, resynthesize
+    from twistlm.lm.components import check_compatible
+    from twistlm.vocoder.resynth import resynthesize
 
     x = read_audio_input(audio, limits, "input")
     tok, voc = backend.tokenizer(), backend.vocoder()
-    check_pair(tok, voc)
+    check_compatible(tokenizer=tok, vocoder=voc)
     if durations == "predicted" and not voc.has_duration_predictor:
         raise DemoInputError("this vocoder has no duration predictor: use the true durations")
     try:

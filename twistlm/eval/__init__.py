@@ -13,8 +13,12 @@ import importlib
 
 _EXPORTS = {
     "evaluate": "twistlm.eval.run",
-    "EvalResult": "twistlm.eval.run",
-    "BenchmarkResult": "twistlm.eval.run",
+    "EvalConfig": "twistlm.eval.run",
+    "EvalResult": "twistlm.eval.results",
+    "BenchmarkResult": "twistlm.eval.results",
+    "aggregate": "twistlm.eval.results",
+    "BENCHMARKS": "twistlm.eval.benchmarks",
+    "PUBLISHED": "twistlm.eval.benchmarks",
     "benchmark_metrics": "twistlm.eval.metrics",
     "BenchmarkMetrics": "twistlm.eval.metrics",
     "Accuracy": "twistlm.eval.metrics",

@@ -12,6 +12,9 @@ utterances, so an interrupted run keeps what it tokenized and a rerun resumes.
 - The *utterance key* hashes the benchmark's utterance key with the audio's identity: absolute
   path, size and modification time for files, the bytes' SHA-1 for in-memory audio (parquet
   re-packagings). Editing a wav therefore re-tokenizes it; copying a benchmark elsewhere does too.
+
+:func:`tokenize_refs` is the cached tokenization `twistlm eval` (and the quickstart) run:
+benchmark utterances -> units, through a :class:`UnitCache`.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from twistlm.data.shards import SCHEMA, TOKENIZER_INFO, shard_name, write_shard
+
+if TYPE_CHECKING:
+    from twistlm.eval.results import EvalErrors
 
 SMALL_FILE_BYTES = 64 << 20  # files up to this size are hashed by content
 
@@ -151,3 +159,53 @@ class UnitCache:
         # rank field = pid, so two concurrent runs sharing a cache never pick the same name
         write_shard(self.dir / shard_name(os.getpid() % 100_000, index), self._pending)
         self._pending = []
+
+
+def tokenize_refs(
+    refs: Sequence,
+    tokenizer,
+    cache: UnitCache | None,
+    errors: EvalErrors | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Tensor], dict[str, int]]:
+    """Units of each distinct utterance -> ({utterance cache key: (N,) LongTensor}, counts).
+
+    ``refs`` are AudioRefs; each distinct utterance is looked up in ``cache`` first, the rest
+    are tokenized (and stored in ``cache``); failures are reported to ``errors`` and left out
+    of the dict. ``counts``: utterances, cached, tokenized, failed.
+    """
+    units: dict[str, Tensor] = {}
+    todo = []
+    seen = set()
+    for ref in refs:
+        k = utterance_key(ref.key, ref.path, ref.data)
+        if k in seen:
+            continue
+        seen.add(k)
+        hit = cache.get(k) if cache is not None else None
+        if hit is not None:
+            units[k] = hit
+        else:
+            todo.append((k, ref))
+    counts = {"utterances": len(seen), "cached": len(units), "tokenized": 0, "failed": 0}
+    for k, ref in tqdm(todo, desc="tokenize", unit="utt", disable=not progress or not todo):
+        try:
+            wav = ref.load()
+            with torch.inference_mode():
+                tok = tokenizer.encode(wav)
+            u = torch.as_tensor(tok.units, dtype=torch.long).reshape(-1).cpu()
+            if u.numel() == 0:
+                raise ValueError("tokenizer returned no units")
+        except Exception as e:  # one bad file never stops the job
+            counts["failed"] += 1
+            if errors is not None:
+                errors.add(ref.path or ref.key, e)
+            continue
+        units[k] = u
+        counts["tokenized"] += 1
+        if cache is not None:
+            durs = getattr(tok, "durations", None)
+            cache.put(k, u, None if durs is None else durs.cpu(), len(wav) / 16000)
+    if cache is not None:
+        cache.flush()
+    return units, counts

@@ -27,10 +27,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from twistlm.eval.benchmarks import KINDS
 from twistlm.eval.metrics import CI_METHODS
-from twistlm.eval.run import SCORE_RULES
-
-KINDS = ("swuggy", "sblimp", "ssc", "tsc")
+from twistlm.eval.results import SCORE_RULES
 
 
 def parse_bench(text: str) -> tuple[str, str]:
@@ -140,7 +139,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from twistlm.eval.run import evaluate
+    from twistlm.eval.run import EvalConfig, evaluate
 
     benches: dict[str, str] = {}
     for kind, path in args.bench:
@@ -165,11 +164,7 @@ def run(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    result = evaluate(
-        args.model,
-        benches,
-        tokenizer=args.tokenizer,
-        out_dir=args.out,
+    config = EvalConfig(
         batch_size=args.batch_size,
         device=args.device,
         score=args.score,
@@ -189,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         plot=not args.no_plot,
         controls_train=args.controls,
     )
+    result = evaluate(args.model, benches, args.tokenizer, args.out, config=config)
     print((args.out / "results.md").read_text())
     print(f"results: {args.out / 'results.json'}")
     return 0 if result.benchmarks or result.generation else 1

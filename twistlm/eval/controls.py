@@ -192,9 +192,9 @@ def controls_from_units(
     units)}`` -> ``{control name: {kind: BenchmarkResult}}``.
 
     The length-only rule always; the n-gram rule when ``ngram`` is given. Both go through the
-    models' aggregation (``twistlm.eval.run.aggregate``), so the numbers compare.
+    models' aggregation (``twistlm.eval.results.aggregate``), so the numbers compare.
     """
-    from twistlm.eval.run import aggregate
+    from twistlm.eval.results import aggregate
 
     out: dict[str, dict[str, Any]] = {LENGTH_ONLY: {}}
     if ngram is not None:

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from twistlm.eval.benchmarks import BENCHMARKS
+
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
 # official sWUGGY bins: pandas.cut(..., [0, 1, 5, 20, 100, inf], right=False)
@@ -278,19 +280,23 @@ def aggregation_key(kind: str, meta: dict | None, pair_id: str) -> str:
     """The unit a benchmark averages over: sWUGGY ``id``, sBLIMP (type, subtype, id), else the
     pair (sSC / tSC, or pairs without ids), as the metrics above aggregate."""
     m = meta or {}
-    if kind == "swuggy" and m.get("id") is not None:
+    family = BENCHMARKS[kind].metric if kind in BENCHMARKS else None
+    if family == "swuggy" and m.get("id") is not None:
         return str(m["id"])
-    if kind == "sblimp" and m.get("id") is not None:
+    if family == "sblimp" and m.get("id") is not None:
         return f"{m.get('type')}|{m.get('subtype')}|{m['id']}"
     return str(pair_id)
 
 
-# kind -> f(outcomes, metas, pair_ids, ci) -> BenchmarkMetrics (one signature per kind)
-METRICS: dict[str, Callable[..., BenchmarkMetrics]] = {
+# metric family -> f(outcomes, metas, pair_ids, ci) -> BenchmarkMetrics (one signature each)
+METRIC_FAMILIES: dict[str, Callable[..., BenchmarkMetrics]] = {
     "swuggy": _swuggy_from_meta,
     "sblimp": _sblimp_from_meta,
-    "ssc": _storycloze_from_meta,
-    "tsc": _storycloze_from_meta,
+    "storycloze": _storycloze_from_meta,
+}
+# kind -> its metric, as the benchmark registry (twistlm.eval.benchmarks) assigns it
+METRICS: dict[str, Callable[..., BenchmarkMetrics]] = {
+    kind: METRIC_FAMILIES[b.metric] for kind, b in BENCHMARKS.items()
 }
 
 

@@ -22,26 +22,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from twistlm.eval.benchmarks import KINDS, PUBLISHED, PUBLISHED_SOURCE, SUBMISSION_FILES, TITLES
 from twistlm.io import atomic_path, atomic_write_text, write_json
-
-BENCHMARK_ORDER = ("swuggy", "sblimp", "ssc", "tsc")
-BENCHMARK_TITLES = {"swuggy": "sWUGGY", "sblimp": "sBLIMP", "ssc": "sSC", "tsc": "tSC"}
-SUBMISSION_FILES = {
-    "swuggy": "lexical.txt",
-    "sblimp": "syntactic.txt",
-    "ssc": "ssc.txt",
-    "tsc": "tsc.txt",
-}
-
-# Published accuracies (%) from the TWIST paper (Hassid et al. 2023), as collected in
-# docs/formats.md (published numbers): sBLIMP / sSC / tSC. sWUGGY is left blank (not in our reference list).
-PUBLISHED: dict[str, dict[str, float]] = {
-    "TWIST-1.3B": {"sblimp": 57.0, "ssc": 52.4, "tsc": 70.6},
-    "TWIST-7B": {"sblimp": 59.0, "ssc": 55.3, "tsc": 74.1},
-    "TWIST-13B": {"sblimp": 59.2, "ssc": 55.4, "tsc": 76.4},
-    "GSLM": {"sblimp": 54.2, "ssc": 53.3, "tsc": 66.6},
-}
-
 
 # Generation metrics in the order of the report table: (results.json name, short definition).
 # Sources: fairseq examples/textless_nlp/gslm/metrics/asr_metrics/self_auto_bleu.py (GSLM
@@ -89,14 +71,31 @@ def _cell(entry: dict[str, Any] | None, rule: str) -> str:
     return f"{_pct(acc)} ({_pct(lo)}–{_pct(hi)})"
 
 
+def _columns() -> list[tuple[str, str, str | None]]:
+    """(header, kind, extra) of the headline table: each benchmark in registry order, sWUGGY
+    as "all" plus its in-vocab number (``extra``)."""
+    cols: list[tuple[str, str, str | None]] = []
+    for k in KINDS:
+        if k == "swuggy":
+            cols += [(f"{TITLES[k]} all", k, None), (f"{TITLES[k]} in-vocab", k, "in_vocab")]
+        else:
+            cols.append((TITLES[k], k, None))
+    return cols
+
+
 def _row(name: str, benches: dict[str, Any], rule: str) -> str:
-    sw = benches.get("swuggy")
-    cells = [
-        _cell(sw, rule),
-        _cell(sw["extra"].get("in_vocab") if sw else None, rule),
-        *(_cell(benches.get(k), rule) for k in ("sblimp", "ssc", "tsc")),
-    ]
+    cells = []
+    for _, kind, extra in _columns():
+        entry = benches.get(kind)
+        if extra is not None and entry:
+            entry = entry["extra"].get(extra)
+        cells.append(_cell(entry, rule))
     return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def _published_row(name: str, ref: dict[str, float]) -> str:
+    cells = [f"{ref[k]:.1f}" if extra is None and k in ref else "–" for _, k, extra in _columns()]
+    return f"| {name} (published) | " + " | ".join(cells) + " |"
 
 
 def markdown_report(results: dict[str, Any]) -> str:
@@ -115,8 +114,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         "a tie counts 0.5. Accuracy in %, 95 % interval in brackets "
         f"({results.get('ci_method')}; over per-id means for sWUGGY/sBLIMP, over pairs for sSC/tSC).",
         "",
-        "| model | sWUGGY all | sWUGGY in-vocab | sBLIMP | sSC | tSC |",
-        "|---|---|---|---|---|---|",
+        "| model | " + " | ".join(h for h, _, _ in _columns()) + " |",
+        "|---|" + "---|" * len(_columns()),
         _row(f"ours ({rule})", benches, rule),
         _row(f"ours ({other})", benches, other),
     ]
@@ -125,14 +124,11 @@ def markdown_report(results: dict[str, Any]) -> str:
         lines.append(_row(f"text topline: {top['text_lm']} ({rule})", top["benchmarks"], rule))
     for name, by_kind in (results.get("controls") or {}).items():
         lines.append(_row(f"*control: {name}*", by_kind, rule))
-    for name, ref in PUBLISHED.items():
-        cells = ["–", "–"] + [
-            f"{ref[k]:.1f}" if k in ref else "–" for k in ("sblimp", "ssc", "tsc")
-        ]
-        lines.append(f"| {name} (published) | " + " | ".join(cells) + " |")
+    lines += [_published_row(name, ref) for name, ref in PUBLISHED.items()]
+    published_kinds = [k for k in KINDS if any(k in ref for ref in PUBLISHED.values())]
     lines += [
         "",
-        "Published rows: TWIST paper (Hassid et al. 2023), sBLIMP / sSC / tSC. "
+        f"Published rows: {PUBLISHED_SOURCE}, {' / '.join(TITLES[k] for k in published_kinds)}. "
         "Numbers are comparable only on the same benchmark data. Controls score the same "
         "pairs with the same units: *length only* picks the utterance with fewer units (a model "
         "that beats it is not only counting units); the *unit n-gram* (`--controls UNITS`) is a "
@@ -141,7 +137,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "| benchmark | pairs scored | pairs failed | units | mean NLL (pos / neg) |",
         "|---|---|---|---|---|",
     ]
-    for k in BENCHMARK_ORDER:
+    for k in KINDS:
         if k in benches:
             b = benches[k]
             nll = (
@@ -150,10 +146,9 @@ def markdown_report(results: dict[str, Any]) -> str:
                 else "–"
             )
             lines.append(
-                f"| {BENCHMARK_TITLES[k]} | {b['n_pairs']} | {b['n_failed']} | "
-                f"{b['n']} {b['unit']} | {nll} |"
+                f"| {TITLES[k]} | {b['n_pairs']} | {b['n_failed']} | {b['n']} {b['unit']} | {nll} |"
             )
-    for k in BENCHMARK_ORDER:
+    for k in KINDS:
         b = benches.get(k)
         if not b:
             continue
@@ -162,7 +157,7 @@ def markdown_report(results: dict[str, Any]) -> str:
                 continue
             lines += [
                 "",
-                f"### {BENCHMARK_TITLES[k]} by {name}",
+                f"### {TITLES[k]} by {name}",
                 "",
                 f"| {name} | n | accuracy ({rule}) | accuracy ({other}) |",
                 "|---|---|---|---|",
@@ -242,7 +237,7 @@ def plot_results(results: dict[str, Any], path: str | Path) -> None:
 
     rule = results["score_rule"]
     key_acc, key_ci = ("accuracy", "ci95") if rule == "mean" else ("accuracy_sum", "ci95_sum")
-    kinds = [k for k in BENCHMARK_ORDER if k in results["benchmarks"]]
+    kinds = [k for k in KINDS if k in results["benchmarks"]]
     top = (results.get("topline") or {}).get("benchmarks") or {}
     series = [("ours", results["benchmarks"])] + ([("text topline", top)] if top else [])
     fig, ax = plt.subplots(figsize=(3.2 + 1.5 * len(kinds), 3.6))
@@ -273,7 +268,7 @@ def plot_results(results: dict[str, Any], path: str | Path) -> None:
                 label=f"{name} (published)",
             )
     ax.axhline(50, color="grey", ls="--", lw=1, label="chance")
-    ax.set_xticks(range(len(kinds)), [BENCHMARK_TITLES[k] for k in kinds])
+    ax.set_xticks(range(len(kinds)), [TITLES[k] for k in kinds])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from twistlm.eval.results import EvalErrors, aggregate
+
 
 def text_ids(hf_tokenizer, text: str) -> list[int]:
     """Token ids ``[BOS] t1 .. tn`` of one text (BOS, else EOS, else nothing, as condition)."""
@@ -93,7 +95,7 @@ def text_topline(
     batch_size: int = 16,
     device: str = "cpu",
     ci: str = "wilson",
-    errors=None,
+    errors: EvalErrors | None = None,
     progress: bool = True,
 ):
     """Score every pair that has both texts -> ({kind: BenchmarkResult}, text LM name).
@@ -101,8 +103,6 @@ def text_topline(
     ``loaded`` maps a benchmark kind to (path, pairs); pairs without texts are left out
     (a benchmark without any texts gets no topline). ``model_and_tokenizer`` skips loading.
     """
-    from twistlm.eval.run import aggregate
-
     with_text = {
         k: (path, [p for p in pairs if p.positive_text and p.negative_text])
         for k, (path, pairs) in loaded.items()

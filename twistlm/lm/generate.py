@@ -1,351 +1,81 @@
-"""Sampling unit continuations from a SpeechLM: temperature, top-k, top-p, repetition penalty,
-batched left-padded prompts and a KV cache.
+"""Sampling unit continuations from a SpeechLM: batched left-padded prompts and a KV cache.
 
-The filters are pure functions on ``(B, V)`` logits so they can be tested exactly. Their
-definitions follow the common references: repetition penalty of CTRL (Keskar et al. 2019, as in
-HF ``RepetitionPenaltyLogitsProcessor``: a logit ``l`` of an id already in the context becomes
-``l / p`` if ``l > 0`` else ``l * p``), top-k (keep every id whose logit is >= the k-th largest,
-as HF ``TopKLogitsWarper``) and nucleus sampling (Holtzman et al. 2020: keep the smallest set of
-most likely ids whose mass reaches ``p``; an id is kept iff the mass strictly before it in
-descending order is < ``p``, which is HF ``TopPLogitsWarper``'s rule).
+The logits filters (temperature, top-k, top-p, repetition penalty) and the per-prompt RNG are
+:mod:`twistlm.lm.sampling`'s; the presets and the resolution of a run's settings are
+:mod:`twistlm.lm.generation_presets`'. Both are re-exported here, where they lived before.
 
 Randomness: every prompt owns a ``torch.Generator`` seeded from ``(seed, prompt index)`` and
-draws exactly one uniform number per generated unit, which picks the unit by inverse-CDF
-sampling. So the result for a prompt does not depend on the batch it was put in, on the batch
-size, or on whether the KV cache is used (cached == uncached is a tested invariant).
-
-Defaults and presets (:data:`PRESETS`, :func:`generation_settings`): each named preset equals
-the sampling call of its reference implementation.
-
-- ``twist`` (facebookresearch/textlesslib ``examples/twist/speech_lm.py``,
-  ``generate_with_offset``: ``lm_model.generate(offset + input_ids, max_length=min(250, 3 *
-  input_len), do_sample=True, temperature=0.8)``; ``examples/twist/twist_generation.py``:
-  ``--prompt_duration_sec`` 3.0): 3 s prompt, temperature 0.8, at most
-  ``min(250, 3 * prompt_length)`` tokens including the prompt (:func:`twist_max_new_units`).
-  top-k, top-p and the repetition penalty are not passed, so transformers takes them from the
-  checkpoint's ``generation_config.json`` or its own defaults (``top_k=50``, ``top_p=1.0``,
-  ``repetition_penalty=1.0``). :func:`generate_units`' defaults are this preset.
-- ``slamkit`` (slp-rl/slamkit ``config/metric/generate.yaml``, the same ``generate_kwargs`` in
-  ``asr_perplexity.yaml`` and ``llm_as_judge.yaml``: ``temperature: 0.8, top_k: 25,
-  max_new_tokens: 150, do_sample: true``, ``prompt_length: 3``): 150 new units, stopping at
-  ``<S>`` (``UnitLM.__init__`` in ``slamkit/model/unit_lm.py`` sets the inner LM's
-  ``generation_config.eos_token_id`` to ``<S>``). ``UnitLM.generate`` calls the inner LM, whose
-  generation config is built from ``base_config`` and never from the checkpoint's
-  ``generation_config.json``, so nothing is read from that file (top-p and repetition penalty
-  keep transformers' defaults, off).
+draws exactly one uniform number per generated unit, so the result for a prompt does not depend
+on the batch it was put in, on the batch size, or on whether the KV cache is used (cached ==
+uncached is a tested invariant). :func:`generate_units`' defaults are the ``twist`` preset.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-import math
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-TWIST_PROMPT_SECONDS = 3.0
-TWIST_TEMPERATURE = 0.8
-TWIST_TOP_K = 50  # transformers' GenerationConfig default, which the TWIST example relies on
-TWIST_MAX_TOTAL = 250
-TWIST_LENGTH_FACTOR = 3
-
-
-# ---------------------------------------------------------------------------- presets
-@dataclass(frozen=True)
-class GenerationPreset:
-    """The sampling call of one reference implementation (sources in the module docstring).
-
-    Attributes:
-        name: preset name (``twistlm continue --preset``).
-        temperature: softmax temperature (0 = greedy).
-        top_k, top_p: filters (None = off).
-        repetition_penalty: CTRL penalty (1.0 = off).
-        prompt_seconds: the prompt is the first N seconds of the audio.
-        max_new_units: fixed continuation length in units, or None for TWIST's rule.
-        stop_at_eos: end a continuation at the model's EOS (conventions that have one).
-        from_checkpoint: settings the reference does not pass to ``generate`` itself, so
-            transformers takes them from the checkpoint's ``generation_config.json`` when it has
-            them (the preset's value is transformers' default otherwise).
-        source: where the values come from.
-    """
-
-    name: str
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-    repetition_penalty: float
-    prompt_seconds: float
-    max_new_units: int | None
-    stop_at_eos: bool
-    from_checkpoint: tuple[str, ...]
-    source: str
-
-
-PRESETS: dict[str, GenerationPreset] = {
-    "twist": GenerationPreset(
-        name="twist",
-        temperature=TWIST_TEMPERATURE,
-        top_k=TWIST_TOP_K,
-        top_p=None,
-        repetition_penalty=1.0,
-        prompt_seconds=TWIST_PROMPT_SECONDS,
-        max_new_units=None,
-        stop_at_eos=False,
-        from_checkpoint=("top_k", "top_p", "repetition_penalty"),
-        source="facebookresearch/textlesslib examples/twist/speech_lm.py generate_with_offset",
-    ),
-    "slamkit": GenerationPreset(
-        name="slamkit",
-        temperature=0.8,
-        top_k=25,
-        top_p=None,
-        repetition_penalty=1.0,
-        prompt_seconds=3.0,
-        max_new_units=150,
-        stop_at_eos=True,
-        from_checkpoint=(),
-        source="slp-rl/slamkit config/metric/generate.yaml generate_kwargs",
-    ),
-}
-DEFAULT_PRESET = "twist"
-
-#: the settings :func:`generation_settings` resolves
-SETTING_KEYS = (
-    "temperature",
-    "top_k",
-    "top_p",
-    "repetition_penalty",
-    "prompt_seconds",
-    "max_new_units",
-    "stop_at_eos",
+from twistlm.lm.generation_presets import (
+    DEFAULT_PRESET,
+    GENERATION_CONFIG,
+    PRESETS,
+    SETTING_KEYS,
+    TWIST_LENGTH_FACTOR,
+    TWIST_MAX_TOTAL,
+    TWIST_PROMPT_SECONDS,
+    TWIST_TEMPERATURE,
+    TWIST_TOP_K,
+    GenerationPreset,
+    generation_settings,
+    get_preset,
+    read_generation_config,
+    twist_max_new_units,
+    units_for_seconds,
 )
-GENERATION_CONFIG = "generation_config.json"
+from twistlm.lm.sampling import (
+    apply_repetition_penalty,
+    filter_logits,
+    left_pad,
+    positions_from_mask,
+    prompt_generator,
+    sample_inverse_cdf,
+    sampling_mask,
+    top_k_filter,
+    top_p_filter,
+)
 
-
-def get_preset(preset: str | GenerationPreset) -> GenerationPreset:
-    """A preset by name (``twist``, ``slamkit``) or the preset itself."""
-    if isinstance(preset, GenerationPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown generation preset {preset!r}; known: {', '.join(PRESETS)}")
-    return PRESETS[preset]
-
-
-def read_generation_config(model_dir: str | Path | None) -> dict[str, Any]:
-    """The sampling fields (top_k, top_p, temperature, do_sample, repetition_penalty,
-    max_length, max_new_tokens) a model dir's ``generation_config.json`` sets; {} without one."""
-    if model_dir is None:
-        return {}
-    path = Path(model_dir) / GENERATION_CONFIG
-    if not path.is_file():
-        return {}
-    cfg = json.loads(path.read_text())
-    keys = (
-        "top_k",
-        "top_p",
-        "temperature",
-        "do_sample",
-        "repetition_penalty",
-        "max_length",
-        "max_new_tokens",
-    )
-    return {k: cfg[k] for k in keys if cfg.get(k) is not None}
-
-
-def _normalise(key: str, value: Any) -> Any:
-    """One convention for "off": top_k 0 (as in transformers) and top_p >= 1 become None;
-    prompt_seconds 0 becomes None (the whole prompt)."""
-    if value is None:
-        return None
-    if key == "top_k":
-        return int(value) or None
-    if key == "top_p":
-        return None if float(value) >= 1.0 else float(value)
-    if key == "prompt_seconds":
-        return float(value) or None
-    if key == "max_new_units":
-        return int(value)
-    if key == "stop_at_eos":
-        return bool(value)
-    return float(value)
-
-
-def generation_settings(
-    preset: str | GenerationPreset = DEFAULT_PRESET,
-    model_dir: str | Path | None = None,
-    **given: Any,
-) -> dict[str, Any]:
-    """Resolve the sampling settings of one run: explicit arguments > the checkpoint's
-    ``generation_config.json`` (only the settings the preset leaves to it, as its reference
-    does) > the preset.
-
-    Args:
-        preset: ``twist`` or ``slamkit`` (see :data:`PRESETS`).
-        model_dir: the model's dir; its ``generation_config.json`` is read when present.
-        given: explicit values of :data:`SETTING_KEYS`; a key that is absent takes the
-            checkpoint's / preset's value. ``top_k=0``, ``top_p=1`` and ``prompt_seconds=0``
-            (or None) mean off / the whole prompt.
-
-    Returns:
-        {key: value for key in SETTING_KEYS} plus ``preset`` (the name) and ``origin``
-        ({key: "argument" | "generation_config.json" | "preset <name>"}).
-    """
-    p = get_preset(preset)
-    unknown = set(given) - set(SETTING_KEYS)
-    if unknown:
-        raise TypeError(f"unknown generation settings {sorted(unknown)}")
-    ckpt = read_generation_config(model_dir)
-    out: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for key in SETTING_KEYS:
-        if key in given:
-            out[key], origin[key] = _normalise(key, given[key]), "argument"
-        elif key in p.from_checkpoint and key in ckpt:
-            out[key], origin[key] = _normalise(key, ckpt[key]), GENERATION_CONFIG
-        else:
-            out[key], origin[key] = _normalise(key, getattr(p, key)), f"preset {p.name}"
-    out["preset"] = p.name
-    out["origin"] = origin
-    return out
-
-
-# ---------------------------------------------------------------------------- pure helpers
-def twist_max_new_units(
-    prompt_len: int, max_total: int = TWIST_MAX_TOTAL, factor: int = TWIST_LENGTH_FACTOR
-) -> int:
-    """New units allowed by TWIST's rule: ``min(max_total, factor * prompt_len) - prompt_len``
-    (total length includes the prompt), never negative."""
-    return max(min(max_total, factor * prompt_len) - prompt_len, 0)
-
-
-def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
-    """(B, V) logits, (B, V) bool ``seen`` (id occurs in the context) -> penalized logits.
-
-    CTRL's rule: seen ids with a positive logit are divided by ``penalty``, others multiplied,
-    so ``penalty > 1`` always lowers their probability.
-    """
-    if penalty <= 0:
-        raise ValueError(f"repetition_penalty must be > 0, got {penalty}")
-    if penalty == 1.0:
-        return logits
-    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(seen, penalized, logits)
-
-
-def top_k_filter(logits: Tensor, k: int | None) -> Tensor:
-    """(B, V) -> (B, V): logits below the k-th largest of each row set to -inf (ties kept)."""
-    if k is None:
-        return logits
-    if k <= 0:
-        raise ValueError(f"top_k must be >= 1, got {k}")
-    k = min(k, logits.shape[-1])
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
-    return logits.masked_fill(logits < kth, -math.inf)
-
-
-def top_p_filter(logits: Tensor, p: float | None) -> Tensor:
-    """(B, V) -> (B, V): nucleus filter. An id survives iff the probability mass of the ids
-    ranked strictly above it is < ``p``; the most likely id always survives."""
-    if p is None or p >= 1.0:
-        return logits
-    if not 0.0 < p:
-        raise ValueError(f"top_p must lie in (0, 1], got {p}")
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits.double(), dim=-1)
-    mass_before = torch.cumsum(probs, dim=-1) - probs  # (B, V) mass of better-ranked ids
-    remove_sorted = mass_before >= p
-    remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
-    return logits.masked_fill(remove, -math.inf)
-
-
-def sample_inverse_cdf(logits: Tensor, uniforms: Tensor) -> Tensor:
-    """(B, V) logits, (B,) uniforms in (0, 1] -> (B,) ids.
-
-    Picks the first id whose cumulative probability reaches ``u * total``; ids with zero
-    probability (-inf logits) are never picked because ``u > 0``.
-    """
-    probs = torch.softmax(logits.double(), dim=-1)
-    cdf = torch.cumsum(probs, dim=-1)  # (B, V)
-    target = uniforms.double().to(cdf.device).unsqueeze(-1) * cdf[..., -1:]
-    idx = torch.searchsorted(cdf, target).squeeze(-1)
-    return idx.clamp_(max=logits.shape[-1] - 1)
-
-
-def filter_logits(
-    logits: Tensor,
-    allowed: Tensor,
-    seen: Tensor | None = None,
-    temperature: float = TWIST_TEMPERATURE,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    repetition_penalty: float = 1.0,
-) -> Tensor:
-    """The whole logits pipeline of one step, in HF's order: mask ids that may not be sampled,
-    repetition penalty, temperature, top-k, top-p. (B, V) -> (B, V) float32.
-
-    ``temperature == 0`` means greedy: only the argmax survives.
-    """
-    logits = logits.float().masked_fill(~allowed, -math.inf)
-    if seen is not None:
-        logits = apply_repetition_penalty(logits, seen, repetition_penalty)
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if temperature == 0:
-        best = logits.argmax(-1, keepdim=True)
-        return torch.full_like(logits, -math.inf).scatter(-1, best, 0.0)
-    logits = logits / temperature
-    logits = top_k_filter(logits, top_k)
-    return top_p_filter(logits, top_p)
-
-
-def left_pad(seqs: Sequence[Tensor], pad_id: int) -> tuple[Tensor, Tensor]:
-    """Token-id sequences -> (B, L) ids left-padded with ``pad_id`` and (B, L) 0/1 mask."""
-    length = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), length), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if len(s):
-            ids[i, length - len(s) :] = s
-            mask[i, length - len(s) :] = 1
-    return ids, mask
-
-
-def positions_from_mask(mask: Tensor) -> Tensor:
-    """(B, L) 0/1 mask -> (B, L) position ids: 0 at each row's first real token (pads get 0)."""
-    return (mask.cumsum(-1) - 1).clamp_(min=0)
-
-
-def prompt_generator(seed: int, index: int) -> torch.Generator:
-    """The RNG of prompt ``index``: independent of batch layout (see module docstring)."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]).generate_state(2)
-    g = torch.Generator()
-    g.manual_seed(int(state[0]) << 32 | int(state[1]))
-    return g
-
-
-def sampling_mask(vocab: Any, n_vocab: int, eos: int | None = None) -> Tensor:
-    """(n_vocab,) bool: the ids that may be sampled: units only, plus ``eos`` if given.
-
-    Specials (pad, BOS) and leftover text rows of a warm-started model are never sampled.
-    """
-    if n_vocab < vocab.offset + vocab.n_units:
-        raise ValueError(
-            f"model outputs {n_vocab} logits but the vocab needs ids up to "
-            f"{vocab.offset + vocab.n_units - 1}"
-        )
-    allowed = torch.zeros(n_vocab, dtype=torch.bool)
-    allowed[vocab.offset : vocab.offset + vocab.n_units] = True
-    if eos is not None:
-        allowed[eos] = True
-    return allowed
+__all__ = [
+    "DEFAULT_PRESET",
+    "GENERATION_CONFIG",
+    "PRESETS",
+    "SETTING_KEYS",
+    "TWIST_LENGTH_FACTOR",
+    "TWIST_MAX_TOTAL",
+    "TWIST_PROMPT_SECONDS",
+    "TWIST_TEMPERATURE",
+    "TWIST_TOP_K",
+    "GenerationPreset",
+    "apply_repetition_penalty",
+    "filter_logits",
+    "generate_units",
+    "generation_settings",
+    "get_preset",
+    "left_pad",
+    "positions_from_mask",
+    "prompt_generator",
+    "read_generation_config",
+    "sample_inverse_cdf",
+    "sampling_mask",
+    "top_k_filter",
+    "top_p_filter",
+    "twist_max_new_units",
+]
 
 
 # ---------------------------------------------------------------------------- model calls
@@ -406,7 +136,7 @@ def _resolve_lengths(
                 "max_seconds needs units_per_second (the tokenizer's frame rate, or the "
                 "prompt's deduplicated units per second)"
             )
-        return [max(int(round(max_seconds * units_per_second)), 0)] * len(prompt_lens)
+        return [units_for_seconds(max_seconds, units_per_second)] * len(prompt_lens)
     if max_new_units is not None:
         if isinstance(max_new_units, int):
             max_new_units = [max_new_units] * len(prompt_lens)
@@ -417,6 +147,35 @@ def _resolve_lengths(
             raise ValueError(f"max_new_units must be >= 0, got {budgets}")
         return budgets
     return [twist_max_new_units(n) for n in prompt_lens]
+
+
+def _prompt_ids(vocab: Any, prompts: Sequence[Tensor]) -> list[Tensor]:
+    """Each unit prompt as model ids (the vocab's prefix and offset added)."""
+    prompt_ids = []
+    for i, p in enumerate(prompts):
+        ids = vocab.utterance_ids(torch.as_tensor(p, dtype=torch.long).reshape(-1))
+        if len(ids) == 0:
+            raise ValueError(f"prompt {i} is empty and the {vocab.convention} vocab has no BOS")
+        prompt_ids.append(ids)
+    return prompt_ids
+
+
+def _check_positions(lm: Any, prompt_ids: list[Tensor], budgets: list[int]) -> None:
+    """Raise before generating when a prompt plus its continuation would not fit the model's
+    position table (the whole sequence counts, as transformers' ``max_length`` does)."""
+    max_pos = _max_positions(lm)
+    if max_pos is None:
+        return
+    for i, (ids, n_new) in enumerate(zip(prompt_ids, budgets, strict=True)):
+        if len(ids) + n_new > max_pos:
+            n_prefix = len(lm.vocab.prefix())
+            raise ValueError(
+                f"prompt {i} has {len(ids) - n_prefix} units"
+                + (f" (+{n_prefix} BOS)" if n_prefix else "")
+                + f" and {n_new} new units were requested: {len(ids) + n_new} positions, "
+                f"but the model has {max_pos} (max_position_embeddings); ask for at most "
+                f"{max(max_pos - len(ids), 0)} new units or use a shorter prompt"
+            )
 
 
 @torch.no_grad()
@@ -473,30 +232,14 @@ def generate_units(
     model, vocab = lm.model, lm.vocab
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    prompt_ids = []
-    for i, p in enumerate(prompts):
-        ids = vocab.utterance_ids(torch.as_tensor(p, dtype=torch.long).reshape(-1))
-        if len(ids) == 0:
-            raise ValueError(f"prompt {i} is empty and the {vocab.convention} vocab has no BOS")
-        prompt_ids.append(ids)
+    prompt_ids = _prompt_ids(vocab, prompts)
     budgets = _resolve_lengths(
         [len(torch.as_tensor(p).reshape(-1)) for p in prompts],
         max_new_units,
         max_seconds,
         units_per_second,
     )
-    max_pos = _max_positions(lm)
-    if max_pos is not None:
-        for i, (ids, n_new) in enumerate(zip(prompt_ids, budgets, strict=True)):
-            if len(ids) + n_new > max_pos:
-                n_prefix = len(vocab.prefix())
-                raise ValueError(
-                    f"prompt {i} has {len(ids) - n_prefix} units"
-                    + (f" (+{n_prefix} BOS)" if n_prefix else "")
-                    + f" and {n_new} new units were requested: {len(ids) + n_new} positions, "
-                    f"but the model has {max_pos} (max_position_embeddings); ask for at most "
-                    f"{max(max_pos - len(ids), 0)} new units or use a shorter prompt"
-                )
+    _check_positions(lm, prompt_ids, budgets)
     if getattr(lm, "meta", None) and lm.meta.get("n_units_inferred"):
         warnings.warn(
             f"the model's unit count ({vocab.n_units}) was inferred from its vocabulary size "

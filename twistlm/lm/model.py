@@ -4,6 +4,7 @@ Three on-disk layouts load through :meth:`SpeechLM.from_pretrained`:
 
 - ``twistlm`` (ours): a plain HF dir (``AutoModelForCausalLM`` loads it) plus ``twistlm.json``
   ``{"format": "twistlm", "version": 1, "vocab": UnitVocab.to_dict(), "meta": {...}}``.
+  This module is the only writer of that file (:func:`write_metadata`, :func:`update_metadata`).
 - ``twist`` (slprl/TWIST-350M/1.3B/7B): a plain HF OPT/LLaMA dir whose ``config.json`` has
   ``offset`` (unit id = unit + offset) and ``pad_token_id``; units are fed bare, without
   BOS/EOS. Source: the textlesslib TWIST example (``generate_with_offset`` adds
@@ -50,6 +51,52 @@ def detect_convention(path: str | Path) -> Convention:
         f"{path}: cannot tell the unit convention: no {META_FILE}, no config.offset (TWIST), "
         "no base_config (SlamKit). Pass convention= explicitly."
     )
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``twistlm.json`` of a model dir (checked: our format, a version we can read)."""
+    meta_path = Path(path) / META_FILE
+    info = json.loads(meta_path.read_text())
+    if (
+        not isinstance(info, dict)
+        or info.get("format") != "twistlm"
+        or info.get("version", 0) > FORMAT_VERSION
+    ):
+        raise ValueError(f"{meta_path}: unsupported format/version {info}")
+    return info
+
+
+def write_metadata(path: str | Path, vocab: UnitVocab, meta: dict[str, Any]) -> None:
+    """Atomically write a model dir's ``twistlm.json`` (vocab + free-form ``meta``).
+
+    ``meta["path"]`` is not written: it is where a loaded model came from, set on every load,
+    so a moved dir never carries a stale one.
+    """
+    from twistlm.io import write_json
+
+    meta = {k: v for k, v in meta.items() if k != "path"}
+    write_json(
+        Path(path) / META_FILE,
+        {"format": "twistlm", "version": FORMAT_VERSION, "vocab": vocab.to_dict(), "meta": meta},
+    )
+
+
+def update_metadata(path: str | Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """Set top-level keys of the ``meta`` of an existing twistlm model dir, atomically.
+
+    Each key of ``updates`` replaces that key of ``meta`` (a ``None`` value removes it); the
+    vocab and the other keys stay. Not locked: two concurrent updates of one dir race.
+    Returns the new ``meta``.
+    """
+    info = read_metadata(path)
+    meta = dict(info.get("meta") or {})
+    for k, v in updates.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
+    write_metadata(path, UnitVocab.from_dict(info["vocab"]), meta)
+    return meta
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -152,10 +199,13 @@ class SpeechLM:
         return True
 
     # ---- I/O ----
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(
+        self, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> None:
         """Write a plain HF dir (AutoModelForCausalLM loads it) plus ``twistlm.json``.
 
         The HF config carries pad/bos/eos ids so HF ``generate`` works on the dir alone.
+        ``state_dict`` replaces the model's own weights (a full state gathered from shards).
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -163,18 +213,8 @@ class SpeechLM:
         cfg.pad_token_id = self.vocab.pad_id
         cfg.bos_token_id = self.vocab.bos_id
         cfg.eos_token_id = self.vocab.eos_id
-        self.model.save_pretrained(path, safe_serialization=True)
-        from twistlm.io import write_json
-
-        write_json(
-            path / META_FILE,
-            {
-                "format": "twistlm",
-                "version": FORMAT_VERSION,
-                "vocab": self.vocab.to_dict(),
-                "meta": self.meta,
-            },
-        )
+        self.model.save_pretrained(path, state_dict=state_dict, safe_serialization=True)
+        write_metadata(path, self.vocab, self.meta)
 
     @classmethod
     def from_pretrained(
@@ -191,9 +231,7 @@ class SpeechLM:
         convention = convention or detect_convention(path)
         dtype = dtype or torch.float32
         if convention == "twistlm":
-            info = json.loads((path / META_FILE).read_text())
-            if info.get("format") != "twistlm" or info.get("version", 0) > FORMAT_VERSION:
-                raise ValueError(f"{path / META_FILE}: unsupported format/version {info}")
+            info = read_metadata(path)
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
             lm = cls(model, UnitVocab.from_dict(info["vocab"]), info.get("meta", {}))
         elif convention == "twist":
@@ -202,7 +240,7 @@ class SpeechLM:
             lm = cls._load_slamkit(path, dtype)
         else:
             raise ValueError(f"unknown convention {convention!r}")
-        lm.meta.setdefault("path", str(path))
+        lm.meta["path"] = str(path)  # where it was loaded from (never read from the file)
         lm.model.eval()
         return lm.to(device)
 

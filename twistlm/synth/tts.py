@@ -107,7 +107,8 @@ def _festival_has(voice: str) -> bool:
 
 
 @functools.cache
-def _espeak_lib_paths() -> tuple[str, str] | None:
+def espeak_lib_paths() -> tuple[str, str] | None:
+    """(libespeak-ng path, its data dir) from the ``espeakng-loader`` wheel; None without it."""
     try:
         import espeakng_loader
     except ImportError:
@@ -116,7 +117,7 @@ def _espeak_lib_paths() -> tuple[str, str] | None:
 
 
 def _espeak_available() -> bool:
-    return bool(shutil.which("espeak-ng")) or _espeak_lib_paths() is not None
+    return bool(shutil.which("espeak-ng")) or espeak_lib_paths() is not None
 
 
 def is_available(name: str) -> bool:
@@ -173,7 +174,7 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     return wav, sr
 
 
-class _EspeakLib:
+class EspeakLib:
     """libespeak-ng through ctypes (synchronous mode, samples collected by the callback).
 
     API: espeak-ng ``speak_lib.h`` (espeak_Initialize, espeak_SetSynthCallback,
@@ -232,11 +233,12 @@ class _EspeakLib:
 
 
 @functools.cache
-def _espeak_lib() -> _EspeakLib:
-    paths = _espeak_lib_paths()
+def espeak_lib() -> EspeakLib:
+    """The process's libespeak-ng (loaded once); raises :class:`TTSError` when not installed."""
+    paths = espeak_lib_paths()
     if paths is None:
         raise TTSError(f"espeak-ng is not installed: {INSTALL_HINTS['espeak-ng']}")
-    return _EspeakLib(*paths)
+    return EspeakLib(*paths)
 
 
 def synthesize_wav(name: str, text: str) -> np.ndarray:
@@ -267,7 +269,7 @@ def synthesize_wav(name: str, text: str) -> np.ndarray:
             _run(cmd, name)
             wav, sr = _read(out)
         else:
-            lib = _espeak_lib()
+            lib = espeak_lib()
             wav, sr = lib.synth(spec, text), lib.sample_rate
     wav = to_mono_16k(wav, sr, SAMPLE_RATE)
     check_waveform(wav, what=f"{name} output for {text[:40]!r}")

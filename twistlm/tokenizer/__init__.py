@@ -13,6 +13,7 @@ _EXPORTS = {
     "UnitTokenizer": "twistlm.tokenizer.unit_tokenizer",
     "TokenizedUtterance": "twistlm.tokenizer.unit_tokenizer",
     "build_offline_tokenizer": "twistlm.tokenizer.unit_tokenizer",
+    "load_tokenizer_preset": "twistlm.tokenizer.unit_tokenizer",
     "tokenize_corpus": "twistlm.tokenizer.corpus",
     "TokenizeSummary": "twistlm.tokenizer.corpus",
     "FEATURE_EXTRACTORS": "twistlm.tokenizer.features",

@@ -12,6 +12,7 @@ Files longer than --max-in-memory-seconds are streamed in chunks (bounded memory
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         max_shards=args.max_shards,
         max_in_memory_seconds=args.max_in_memory_seconds,
         progress=not args.no_progress,
+        tokenizer_dir=args.tokenizer if Path(args.tokenizer).is_dir() else None,
     )
     print(s.line())
     if s.failures:

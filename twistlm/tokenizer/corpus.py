@@ -6,7 +6,10 @@ the list into shards of ``files_per_shard`` files, and give shard i to rank ``i 
 A shard is written as ``shard-RRRRR-IIIII.parquet`` (writer rank, global shard index) atomically,
 so a rerun skips every index already on disk whatever the rank count, and a killed run loses at
 most the shards in flight. Bad files go to ``errors.jsonl`` (path and reason) and the run goes on.
-Each rank writes ``summary-rank{r}.json`` at the end.
+Each rank writes ``summary-rank{r}.json`` at the end. Rank 0 writes the folder's metadata
+(:func:`twistlm.data.shards.write_shard_metadata`): ``tokenizer.json`` (the tokenizer's
+``info()``) and ``tokenizer-identity.json`` (:func:`tokenizer_identity`), which the trainer
+copies into the model so a trained model names its tokenizer.
 
 File names need not be UTF-8: files are read through file objects, and an id (shards,
 errors.jsonl) shows a name's non-UTF-8 bytes as ``\\xNN`` escapes
@@ -19,9 +22,15 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from twistlm.data.shards import TOKENIZER_INFO, write_shard
-from twistlm.io import ErrorLog, read_json, write_json
+from twistlm.data.shards import (
+    TOKENIZER_INFO,
+    read_shard_metadata,
+    write_shard,
+    write_shard_metadata,
+)
+from twistlm.io import ErrorLog, write_json
 
 ERRORS = "errors.jsonl"
 
@@ -131,6 +140,24 @@ def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tupl
     return r, w
 
 
+def tokenizer_identity(tokenizer, directory: str | Path | None = None) -> dict[str, Any]:
+    """``{"name", "fingerprint", "path"}`` of a :class:`UnitTokenizer`.
+
+    ``fingerprint`` is :func:`twistlm.eval.cache.tokenizer_fingerprint` of its info, dir and
+    centroids, the key ``twistlm eval`` caches units under for that tokenizer. ``path`` is the
+    absolute tokenizer dir, or None when the tokenizer came as an object without its dir.
+    """
+    from twistlm.eval.cache import tokenizer_fingerprint
+
+    path = Path(directory).resolve() if directory is not None else None
+    info = tokenizer.info()
+    return {
+        "name": info.get("name"),
+        "fingerprint": tokenizer_fingerprint(info, path, getattr(tokenizer, "centroids", None)),
+        "path": str(path) if path is not None else None,
+    }
+
+
 def _done_indices(out: Path) -> set[int]:
     done = set()
     for f in out.glob("shard-*-*.parquet"):
@@ -168,6 +195,7 @@ def tokenize_corpus(
     max_shards: int | None = None,
     max_in_memory_seconds: float = 60.0,
     progress: bool = True,
+    tokenizer_dir: str | Path | None = None,
 ) -> TokenizeSummary:
     """Tokenize every audio file under ``audio`` (folder or manifest) into unit shards in ``out``.
 
@@ -177,6 +205,8 @@ def tokenize_corpus(
         files_per_shard: files per Parquet shard (a killed run redoes at most one shard per rank).
         max_shards: stop after writing this many new shards (to process a corpus in slices).
         max_in_memory_seconds: longer files are streamed in bounded-memory chunks.
+        tokenizer_dir: the dir ``tokenizer`` was loaded from, recorded in the folder's
+            ``tokenizer-identity.json`` (taken from ``tokenizer`` itself when that is a dir).
     Returns:
         :class:`TokenizeSummary` for this rank (also written to ``summary-rank{r}.json``).
     """
@@ -185,20 +215,20 @@ def tokenize_corpus(
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
 
     if not isinstance(tokenizer, UnitTokenizer):
+        if tokenizer_dir is None and Path(tokenizer).is_dir():
+            tokenizer_dir = tokenizer
         tokenizer = UnitTokenizer.from_pretrained(tokenizer)
     r, w = resolve_rank(rank, world_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = tokenizer.info()
-    info_path = out / TOKENIZER_INFO
-    if info_path.exists():
-        old = read_json(info_path)
-        if old != info:
-            raise ValueError(
-                f"{out} holds units from another tokenizer ({old}); use a new --out folder"
-            )
-    elif r == 0 or w == 1:
-        write_json(info_path, info)
+    old = read_shard_metadata(out) if (out / TOKENIZER_INFO).exists() else None
+    if old is not None and old.info != info:
+        raise ValueError(
+            f"{out} holds units from another tokenizer ({old.info}); use a new --out folder"
+        )
+    if (r == 0 or w == 1) and (old is None or old.identity is None):
+        write_shard_metadata(out, info, tokenizer_identity(tokenizer, tokenizer_dir))
 
     start = time.perf_counter()
     items = list_corpus(audio)

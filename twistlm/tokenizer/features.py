@@ -14,15 +14,21 @@ Extractors also provide what bounded-memory chunking needs:
 - ``config() -> dict``: what ``build_extractor`` needs to rebuild it (plus saved weights).
 
 Registry: ``FEATURE_EXTRACTORS = {"hubert": ..., "logmel": ..., "mfcc": ...}`` maps a name to
-a builder ``(**config) -> extractor``; :func:`build_extractor` calls it.
+a builder ``(**config) -> extractor``; :func:`build_extractor` calls it. The extractors import
+nothing from here (their chunking helper is :mod:`twistlm.tokenizer.chunks`), so the registry
+can import them without a circle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
+
+from twistlm.tokenizer.chunks import chunk_ranges  # re-export: its old home
+
+__all__ = ["FEATURE_EXTRACTORS", "FeatureExtractor", "build_extractor", "chunk_ranges"]
 
 
 @runtime_checkable
@@ -72,10 +78,3 @@ def build_extractor(name: str, **config: Any) -> FeatureExtractor:
     if name not in FEATURE_EXTRACTORS:
         raise ValueError(f"unknown feature extractor {name!r}; known: {sorted(FEATURE_EXTRACTORS)}")
     return FEATURE_EXTRACTORS[name](**config)
-
-
-def chunk_ranges(n_frames: int, chunk_frames: int) -> Iterator[tuple[int, int]]:
-    """[a, b) frame ranges of at most ``chunk_frames`` covering ``range(n_frames)``."""
-    chunk_frames = max(1, int(chunk_frames))
-    for a in range(0, n_frames, chunk_frames):
-        yield a, min(n_frames, a + chunk_frames)

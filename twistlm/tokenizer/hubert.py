@@ -49,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from twistlm.audio import SAMPLE_RATE
-from twistlm.tokenizer.features import chunk_ranges
+from twistlm.tokenizer.chunks import chunk_ranges
 
 HUBERT_META = "twistlm_hubert.json"  # {"normalize": bool, ...} written by the fairseq importer
 

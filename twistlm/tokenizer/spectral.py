@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from twistlm.audio import SAMPLE_RATE
-from twistlm.tokenizer.features import chunk_ranges
+from twistlm.tokenizer.chunks import chunk_ranges
 
 WIN = 400  # 25 ms
 STEP = 160  # 10 ms

@@ -103,7 +103,7 @@ class UnitTokenizer:
     def frame_units(self, wav: Tensor | np.ndarray) -> Tensor:
         """(T,) 16 kHz waveform -> (n_frames,) frame units (no dedup)."""
         feats = self.extractor(torch.as_tensor(np.asarray(wav), dtype=torch.float32).reshape(-1))
-        return self._assign(feats)
+        return self.assign_features(feats)
 
     def encode(self, wav: Tensor | np.ndarray) -> TokenizedUtterance:
         """(T,) 16 kHz mono float waveform -> units, durations, frame rate."""
@@ -125,10 +125,11 @@ class UnitTokenizer:
         """Tokenize an :class:`~twistlm.tokenizer.stream.AudioSource` chunk by chunk."""
         if self.extractor.n_frames(source.n_samples) == 0:
             raise AudioError(self._too_short(source.n_samples))
-        parts = [self._assign(f) for f in self.extractor.features_stream(source)]
+        parts = [self.assign_features(f) for f in self.extractor.features_stream(source)]
         return self._finish(torch.cat(parts))
 
-    def _assign(self, feats: Tensor) -> Tensor:
+    def assign_features(self, feats: Tensor) -> Tensor:
+        """(n, dim) extractor features -> (n,) frame units (standardized first if set)."""
         if self.standardizer is not None:
             mean, std = self.standardizer
             feats = (feats.float() - mean.to(feats.device)) / std.to(feats.device)
@@ -204,7 +205,7 @@ class UnitTokenizer:
             from twistlm import loaders
 
             if str(path) in loaders.TOKENIZER_PRESETS:
-                return loaders.load_tokenizer_preset(str(path), fast=fast, device=device, **kw)
+                return load_tokenizer_preset(str(path), fast=fast, device=device, **kw)
             raise FileNotFoundError(
                 f"{path}: not a tokenizer dir (no {TOKENIZER_JSON}) and not a preset "
                 f"({', '.join(sorted(loaders.TOKENIZER_PRESETS))})"
@@ -248,6 +249,29 @@ class UnitTokenizer:
                 f"{meta['frame_rate']} Hz / hop {meta['hop']}"
             )
         return tok
+
+
+def load_tokenizer_preset(
+    name: str,
+    n_units: int | None = None,
+    trust_pickle: bool = False,
+    fast: bool | None = None,
+    device: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> UnitTokenizer:
+    """Build a released tokenizer (HuBERT from the HF hub + textlesslib k-means).
+
+    The presets and downloads are :mod:`twistlm.loaders`' (``TOKENIZER_PRESETS``,
+    :func:`~twistlm.loaders.tokenizer_preset_parts`). Needs the network (or a warm HF / torch
+    hub cache). The k-means file is a pickle, so this refuses unless ``trust_pickle=True``; save
+    the result with ``save_pretrained`` to convert once.
+    """
+    from twistlm.loaders import tokenizer_preset_parts
+
+    extractor, centroids, label = tokenizer_preset_parts(
+        name, n_units, trust_pickle=trust_pickle, fast=fast, device=device, cache_dir=cache_dir
+    )
+    return UnitTokenizer(extractor, centroids, dedup=True, name=label)
 
 
 def _feature_label(features: str, kw: dict) -> str:

@@ -11,7 +11,6 @@ global batches.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,18 +58,6 @@ def read_units(root: str | Path, errors: ErrorLog | None = None, min_units: int 
                 units.append(u)
     order = sorted(range(len(ids)), key=ids.__getitem__)
     return Utterances([ids[i] for i in order], [units[i] for i in order])
-
-
-def tokenizer_info(root: str | Path) -> dict:
-    """The shards' ``tokenizer.json`` (empty dict when absent or unreadable)."""
-    from twistlm.data.shards import TOKENIZER_INFO
-
-    root = Path(root)
-    p = (root if root.is_dir() else root.parent) / TOKENIZER_INFO
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def split(

@@ -57,8 +57,7 @@ def write_synthetic_shards(
     root: str | Path, n_utterances: int, n_units: int = 200, seed: int = 0, per_shard: int = 500
 ) -> Path:
     """Write a synthetic corpus in the unit-shard format (+ tokenizer.json). Returns ``root``."""
-    from twistlm.data.shards import TOKENIZER_INFO, shard_name, write_shard
-    from twistlm.io import write_json
+    from twistlm.data.shards import shard_name, write_shard, write_shard_metadata
 
     root = Path(root)
     utts = synthetic_units(n_utterances, n_units, seed=seed)
@@ -73,8 +72,8 @@ def write_synthetic_shards(
             for i, u in enumerate(utts[s : s + per_shard], start=s)
         ]
         write_shard(root / shard_name(0, s // per_shard), recs)
-    write_json(
-        root / TOKENIZER_INFO,
+    write_shard_metadata(
+        root,
         {"name": "synthetic-word-bigram", "n_units": n_units, "frame_rate": 20.0, "dedup": True},
     )
     return root

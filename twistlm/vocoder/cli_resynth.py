@@ -15,42 +15,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
+from twistlm.lm.components import check_compatible
+from twistlm.vocoder.resynth import resynthesize
+
+# the library lives in twistlm.vocoder.resynth; ``resynthesize`` stays importable from here
+# (the README names twistlm.vocoder.cli_resynth.resynthesize)
+__all__ = ["add_arguments", "check_pair", "resynthesize", "run"]
 
 
 def check_pair(tokenizer, vocoder) -> None:
-    """Raise ValueError when a tokenizer's units cannot drive this vocoder."""
-    if tokenizer.hop != vocoder.hop:
-        raise ValueError(
-            f"tokenizer hop {tokenizer.hop} != vocoder hop {vocoder.hop} (different frame rates)"
-        )
-    if tokenizer.n_units != vocoder.n_units:
-        raise ValueError(f"tokenizer has {tokenizer.n_units} units, vocoder {vocoder.n_units}")
-    tok_name = (vocoder.info.get("tokenizer") or {}).get("name")
-    if tok_name and getattr(tokenizer, "name", None) and tok_name != tokenizer.name:
-        raise ValueError(f"vocoder was trained on tokenizer {tok_name!r}, not {tokenizer.name!r}")
-
-
-def resynthesize(
-    wav: np.ndarray, tokenizer, vocoder, durations: str = "true", speaker: int | None = None
-) -> tuple[np.ndarray, dict]:
-    """(T,) 16 kHz waveform -> (T',) resynthesized waveform and the units used."""
-    if durations not in ("true", "predicted"):
-        raise ValueError(f"durations must be 'true' or 'predicted', got {durations!r}")
-    tok = tokenizer.encode(wav)
-    durs = tok.durations if durations == "true" else None
-    if durs is None and not vocoder.has_duration_predictor:
-        raise ValueError("this vocoder has no duration predictor: use --durations true")
-    out = vocoder.synthesize(tok.units, durs, speaker)
-    meta = {
-        "units": tok.units.tolist(),
-        "durations": (
-            tok.durations if durs is not None else vocoder.predict_durations(tok.units)
-        ).tolist(),
-        "frame_rate": tok.frame_rate,
-        "duration_source": durations,
-    }
-    return out, meta
+    """Raise ValueError when a tokenizer's units cannot drive this vocoder (unit count, hop,
+    the tokenizer the vocoder was trained on). Old name of
+    ``twistlm.lm.components.check_compatible(tokenizer=..., vocoder=...)``."""
+    check_compatible(tokenizer=tokenizer, vocoder=vocoder)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = UnitTokenizer.from_pretrained(args.tokenizer)
     vocoder = load_vocoder(args.vocoder, device=args.device)
     try:
-        check_pair(tokenizer, vocoder)
+        check_compatible(
+            tokenizer=tokenizer,
+            vocoder=vocoder,
+            paths={"tokenizer": args.tokenizer, "vocoder": args.vocoder},
+        )
         speaker = _speaker(vocoder, args.speaker)
     except ValueError as e:
         print(f"error: {e}")

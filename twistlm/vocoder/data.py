@@ -16,8 +16,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from twistlm.audio import load_audio
-from twistlm.data.shards import TOKENIZER_INFO, iter_records
-from twistlm.io import ErrorLog, read_json
+from twistlm.data.shards import iter_records, read_shard_metadata
+from twistlm.io import ErrorLog
 
 
 @dataclass
@@ -36,14 +36,12 @@ def speaker_of(utt_id: str) -> str:
 
 
 def tokenizer_info(units_dir: str | Path) -> dict:
-    path = Path(units_dir) / TOKENIZER_INFO
-    if not path.exists():
-        raise FileNotFoundError(f"{path} missing: unit shards must come from `twistlm tokenize`")
-    info = read_json(path)
-    for key in ("hop", "n_units"):
-        if key not in info:
-            raise ValueError(f"{path}: no {key!r} field")
-    return info
+    """The shards' ``tokenizer.json``, which must give ``hop`` and ``n_units``.
+
+    Same as ``read_shard_metadata(units_dir, require=("hop",)).info``
+    (:func:`twistlm.data.shards.read_shard_metadata`, strict: a missing file or field raises).
+    """
+    return read_shard_metadata(units_dir, require=("hop",)).info
 
 
 def load_corpus(

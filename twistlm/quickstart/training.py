@@ -1,0 +1,163 @@
+"""The quickstart's training stages: the warm model's step plan from a measured speed, then
+the warm and cold twins on the same plan (identical architecture, data order, token budget)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from twistlm.config import to_dict
+from twistlm.hardware import bf16_is_fast, precision_name
+from twistlm.quickstart.config import QuickstartConfig, budget_steps
+
+
+def train_config(
+    cfg: QuickstartConfig,
+    start: str,
+    units: Path,
+    run_dir: Path,
+    steps: int,
+    decay_steps: int,
+    max_seconds: float | None,
+):
+    from twistlm.train.config import (
+        BudgetConfig,
+        DataConfig,
+        LoggingConfig,
+        ModelConfig,
+        OptimConfig,
+        RuntimeConfig,
+        ScheduleConfig,
+        TrainConfig,
+    )
+
+    eval_every = max(1, decay_steps // cfg.eval_points)
+    return TrainConfig(
+        # validation: other sentences by voices the LMs never hear (see quickstart.speech.heldout_speech)
+        data=DataConfig(
+            train=str(units),
+            val=str(units.parent / "units-heldout"),
+            block_size=cfg.block_size,
+            val_max_utterances=300,
+        ),
+        model=ModelConfig(
+            text_lm=cfg.text_lm,
+            start=start,
+            init=cfg.init,
+            init_scale=cfg.init_scale,
+            out_init=cfg.out_init,
+            n_layers=cfg.n_layers,
+        ),
+        optim=OptimConfig(lr=cfg.lr, batch_size=cfg.batch_size),
+        schedule=ScheduleConfig(
+            kind="cosine", warmup_steps=max(1, decay_steps // 20), decay_steps=decay_steps
+        ),
+        budget=BudgetConfig(max_steps=steps, max_seconds=max_seconds),
+        runtime=RuntimeConfig(),
+        logging=LoggingConfig(
+            run_dir=str(run_dir),
+            log_every=max(1, eval_every // 4),
+            eval_every=eval_every,
+            eval_at_start=True,
+            # a full-depth checkpoint is ~1.6 GB (weights + AdamW state), ~15 s to write on the
+            # 2-core machine: one mid-run and the final one suffice for resuming
+            checkpoint_every=max(eval_every, decay_steps // 2),
+            keep_checkpoints=1,
+            snapshot_steps=budget_steps(decay_steps, cfg.scaling_points),
+        ),
+        seed=cfg.seed,
+        resume=True,
+    )
+
+
+def measure_tokens_per_s(
+    cfg: QuickstartConfig, n_units: int, max_steps: int = 8
+) -> tuple[float, float]:
+    """(steady training tokens/s, warm-up seconds) of the quickstart model on this machine.
+
+    The first steps of a CPU run are several times slower than the rest (measured on an AMX
+    Xeon: 3 steps at 100-250 tokens/s, then ~550 at full depth; kernel set-up and first-touch
+    memory), so steps are timed until two in a row agree within 15% and their mean is the
+    steady rate. The warm-up is what the slow steps cost beyond that rate: the plan subtracts it
+    from the time budget, because the training run pays it again.
+    """
+    import torch
+
+    from twistlm.lm.warm_start import build_speech_lm
+
+    lm = build_speech_lm(cfg.text_lm, n_units, start="cold", n_layers=cfg.n_layers, seed=cfg.seed)
+    model = lm.model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ids = torch.randint(
+        lm.vocab.offset, lm.vocab.vocab_size, (cfg.batch_size, cfg.block_size), generator=gen
+    )
+    fast = bf16_is_fast("cpu")
+    times: list[float] = []
+    for _ in range(max_steps):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+        if len(times) >= 3 and abs(times[-1] - times[-2]) <= 0.15 * min(times[-2:]):
+            break
+    steady = sum(times[-2:]) / 2
+    warmup = sum(max(0.0, t - steady) for t in times)
+    return ids.numel() / max(steady, 1e-6), warmup
+
+
+def train_warm(cfg: QuickstartConfig, units: Path, out: Path) -> dict[str, Any]:
+    from twistlm.data.shards import read_shard_metadata
+
+    n_units = read_shard_metadata(units).n_units
+    tok_per_s, warmup_s = measure_tokens_per_s(cfg, n_units)
+    planned = cfg.planned_steps(tok_per_s, warmup_s)
+    precision = precision_name("cpu")
+    print(
+        f"measured {tok_per_s:.0f} training tokens/s ({precision}) after a {warmup_s:.0f} s "
+        f"warm-up -> planning {planned} steps"
+    )
+    # the wall-clock cap is a safety net 25% above the plan; the step plan is the budget
+    res = train_model(cfg, "warm", units, out, planned, planned, 1.25 * cfg.train_seconds_per_model)
+    return res | {
+        "planned_steps": planned,
+        "calibrated_tokens_per_s": tok_per_s,
+        "calibrated_warmup_s": warmup_s,
+        "precision": precision,
+    }
+
+
+def train_model(
+    cfg: QuickstartConfig,
+    start: str,
+    units: Path,
+    out: Path,
+    steps: int,
+    decay_steps: int,
+    max_seconds: float | None,
+) -> dict[str, Any]:
+    from twistlm.train.trainer import train
+
+    run_dir = out / "runs" / start
+    tcfg = train_config(cfg, start, units, run_dir, steps, decay_steps, max_seconds)
+    res = train(tcfg)
+    model_dir = out / "models" / start
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    shutil.copytree(res.model_dir, model_dir)
+    return {
+        "steps": res.steps,
+        "tokens": res.tokens,
+        "loss": res.loss,
+        "val_loss": res.val_loss,
+        "elapsed_s": res.elapsed_s,
+        "stopped_by": res.stopped_by,
+        "model_dir": str(model_dir),
+        "run_dir": str(run_dir),
+        "config": to_dict(tcfg),
+    }
