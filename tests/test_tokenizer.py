@@ -228,7 +228,9 @@ def test_build_offline_tokenizer_standardize_fits_on_zscores(tmp_path):
     np.testing.assert_allclose(
         tok.centroids.numpy(), fit_kmeans(z, 6, n_iter=10, seed=0).numpy(), atol=1e-5
     )
-    assert build_offline_tokenizer([tmp_path / "a.wav"], **kw).standardizer is None
+    assert tok.name.endswith("-zkm6")
+    raw = build_offline_tokenizer([tmp_path / "a.wav"], **kw)  # default: spectral stays raw
+    assert raw.standardizer is None and raw.name.endswith("-km6")
 
 
 def test_too_short_raises():

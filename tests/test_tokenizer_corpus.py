@@ -218,10 +218,11 @@ def test_cli_fit_kmeans_then_tokenize(tmp_path, capsys):
     summary = json.loads((tmp_path / "u/summary-rank0.json").read_text())
     assert summary["files"] == 6 and summary["failures"] == 0 and summary["throughput"] > 0
     # --standardize stores the z-score vectors; --centroids reuses them
-    args = ["fit-kmeans", "--audio", str(audio), "--n-units", "8", "--standardize"]
+    args = ["fit-kmeans", "--audio", str(audio), "--n-units", "8", "--standardize", "yes"]
     assert main([*args, "--out", str(tmp_path / "ztok")]) == 0
     z = UnitTokenizer.from_pretrained(tmp_path / "ztok")
     assert z.info()["standardize"] is True and z.standardizer is not None
+    assert z.name.endswith("-zkm8")  # the name tells standardized units apart
     cen = str(tmp_path / "ztok/centroids.safetensors")
     assert main(["fit-kmeans", "--centroids", cen, "--out", str(tmp_path / "z2")]) == 0
     z2 = UnitTokenizer.from_pretrained(tmp_path / "z2")

@@ -65,10 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-dedup", action="store_true", help="keep frame units (no run-length dedup)")
     p.add_argument(
         "--standardize",
-        action="store_true",
+        choices=["auto", "yes", "no"],
+        default="auto",
         help="fit k-means on per-dimension z-scores of the features (mean/std stored with the "
-        "centroids); recommended for Whisper features, whose few high-variance dimensions "
-        "otherwise decide the clusters (docs/tokenizer_whisper.md)",
+        "centroids). auto (default): yes for whisper features, whose raw units lose most of "
+        "the sound (docs/tokenizer_whisper.md), no otherwise",
     )
     p.add_argument("--centroids", help="use these centroids (safetensors) instead of fitting")
     p.add_argument("--fast", action="store_true", help="hubert: bf16 autocast")
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if args.centroids:
         centroids, _ = load_centroids(args.centroids)
         standardizer = load_standardizer(args.centroids)
-        if args.standardize and standardizer is None:
+        if args.standardize == "yes" and standardizer is None:
             raise SystemExit(f"--standardize: {args.centroids} has no feature_mean/feature_std")
     else:
         if not args.audio:
@@ -150,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
         errors = ErrorLog(out / "errors.jsonl")
         frames = sample_frames(extractor, files, args.max_frames, seed=args.seed, errors=errors)
         print(f"fitting k={args.n_units} on {frames.shape[0]} frames of dim {frames.shape[1]}")
-        if args.standardize:
+        standardize = args.standardize
+        if standardize == "auto":
+            standardize = "yes" if args.features == "whisper" else "no"
+        if standardize == "yes":
             standardizer = fit_standardizer(frames)
             frames = (frames - standardizer[0].numpy()) / standardizer[1].numpy()
         centroids = fit_kmeans(frames, args.n_units, n_iter=args.n_iter, seed=args.seed)
@@ -165,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         extractor,
         centroids,
         dedup=not args.no_dedup,
-        name=f"{tag}-km{centroids.shape[0]}",
+        name=f"{tag}-{'zkm' if standardizer is not None else 'km'}{centroids.shape[0]}",
         standardizer=standardizer,
     )
     tok.save_pretrained(out)

@@ -288,7 +288,7 @@ def build_offline_tokenizer(
     n_iter: int = 50,
     seed: int = 0,
     dedup: bool = True,
-    standardize: bool = False,
+    standardize: bool | None = None,
     errors=None,
     progress: bool = True,
     **feature_kw: Any,
@@ -302,7 +302,9 @@ def build_offline_tokenizer(
     k-means runs with faiss, and the result is a ready :class:`UnitTokenizer` (not yet saved).
     ``standardize``: fit k-means on per-dimension z-scores of the sampled frames (the mean and
     std are stored with the centroids and applied at assignment), so no few high-variance
-    dimensions decide the clusters (see docs/tokenizer.md).
+    dimensions decide the clusters; None (default): on for Whisper features, whose raw units
+    lose most of the sound (docs/tokenizer_whisper.md), off for the spectral ones (already
+    normalised per utterance). A standardized tokenizer's name says ``zkm`` instead of ``km``.
     """
     from twistlm.tokenizer.features import build_extractor
     from twistlm.tokenizer.kmeans import fit_kmeans, fit_standardizer, sample_frames
@@ -312,6 +314,8 @@ def build_offline_tokenizer(
     else:
         extractor = build_extractor(features, frame_rate=frame_rate, norm=norm, **feature_kw)
     frames = sample_frames(extractor, wavs, max_frames, seed=seed, errors=errors, progress=progress)
+    if standardize is None:
+        standardize = features == "whisper"
     standardizer = None
     if standardize:
         standardizer = fit_standardizer(frames)
@@ -322,5 +326,6 @@ def build_offline_tokenizer(
         centroids,
         dedup=dedup,
         standardizer=standardizer,
-        name=f"{_feature_label(features, feature_kw)}{frame_rate:g}hz-km{n_units}",
+        name=f"{_feature_label(features, feature_kw)}{frame_rate:g}hz-"
+        f"{'zkm' if standardize else 'km'}{n_units}",
     )
