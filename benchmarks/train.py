@@ -172,19 +172,19 @@ def child_ours(args) -> dict:
             f"optim.batch_size={args.batch}",
             "schedule.warmup_steps=1",
             f"budget.max_steps={args.steps + 1}",
-            f"logging.run_dir={Path(args.out) / 'ours'}",
             "logging.log_every=1",
             "logging.eval_at_start=false",
             "logging.checkpoint_every=0",
             "logging.progress=false",
             f"runtime.precision={args.precision}",
             f"runtime.threads={args.threads}",
+            f"data.packing={args.packing}",
+            f"logging.run_dir={Path(args.out) / ('ours-' + args.packing)}",
         ],
     )
     train(cfg)
-    recs = [
-        json.loads(x) for x in (Path(args.out) / "ours" / "metrics.jsonl").read_text().splitlines()
-    ]
+    run_dir = Path(args.out) / ("ours-" + args.packing)
+    recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in recs if "loss" in r]
     dt = steps[-1]["elapsed_s"] - steps[0]["elapsed_s"]
     real = steps[-1]["tokens"] - steps[0]["tokens"]
@@ -209,6 +209,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
     ap.add_argument("--precision", default="auto", help="fp32 | bf16 | auto (bf16 only with AMX)")
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    ap.add_argument(
+        "--packing",
+        choices=["document", "stream", "both"],
+        default="document",
+        help="twistlm's packing (data.packing); both: a third column with stream packing",
+    )
     ap.add_argument("--child", choices=["hf", "ours"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--shards-dir", default=None, help=argparse.SUPPRESS)
@@ -262,7 +268,8 @@ def main() -> None:
     hf_rows = args.hf_rows or max(1, round(args.batch * args.block / lens.mean()))
 
     results = {}
-    for side in ("hf", "ours"):
+    packings = ["document", "stream"] if args.packing == "both" else [args.packing]
+    for side, packing in [("hf", "document")] + [("ours", m) for m in packings]:
         cmd = [
             sys.executable,
             __file__,
@@ -282,7 +289,7 @@ def main() -> None:
             "--threads",
             str(args.threads),
         ]
-        cmd += ["--hf-rows", str(hf_rows)]
+        cmd += ["--hf-rows", str(hf_rows), "--packing", packing]
         env = {
             **os.environ,
             "OMP_NUM_THREADS": str(args.threads),
@@ -292,9 +299,10 @@ def main() -> None:
         line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
         if p.returncode or not line:
             sys.exit(f"{side} failed:\n{p.stderr[-3000:]}")
-        results[side] = json.loads(line[0][7:])
+        results[side if side == "hf" else f"ours-{packing}"] = json.loads(line[0][7:])
     peak = peak_matmul_flops(args.threads)
-    a, b = results["hf"], results["ours"]
+    a, b = results["hf"], results[f"ours-{packings[0]}"]
+    c = results.get("ours-stream") if len(packings) > 1 else None
     print(
         f"model: SmolLM2-135M warm start, {n_layers} layers, {args.precision}, {args.threads} thread(s)"
     )
@@ -313,6 +321,13 @@ def main() -> None:
         f"{'achieved GFLOP/s':28}{a['tokens_per_s'] * fpt / 1e9:>16.1f}{b['tokens_per_s'] * fpt / 1e9:>16.1f}"
     )
     print(f"speedup (b)/(a): {b['tokens_per_s'] / a['tokens_per_s']:.2f}x (target >= 1.5x)")
+    print(f"(b) packing: {packings[0]} (each utterance attends only to itself)")
+    if c is not None:
+        print(
+            f"(c) twistlm, stream packing (attention across utterances): "
+            f"{c['tokens_per_s']:.1f} tokens/s; document / stream = "
+            f"{b['tokens_per_s'] / c['tokens_per_s']:.2f}x"
+        )
     print(f"model FLOPs/token (train, 6N + attention at T={args.block}): {fpt / 1e6:.1f} MFLOP")
     print(
         f"measured peak matmul ({args.precision if args.precision == 'fp32' else 'fp32'} 2048^3, {args.threads} thr): {peak / 1e9:.1f} GFLOP/s;"
@@ -324,6 +339,8 @@ def main() -> None:
             {
                 "hf": a,
                 "ours": b,
+                "ours_stream": c,
+                "packing": packings[0],
                 "flops_per_token": fpt,
                 "peak_flops": peak,
                 "loadavg": os.getloadavg(),

@@ -381,3 +381,25 @@ def test_exported_dirs_name_the_shards_tokenizer(setup, tmp_path):
         assert not Path(SpeechLM.from_pretrained(d).meta["tokenizer"]["path"]).is_absolute()
     path = SpeechLM.from_pretrained(res.model_dir).meta["tokenizer"]["path"]
     assert UnitTokenizer.from_pretrained(res.model_dir / path).n_units == 40
+
+
+def test_packing_modes_train_and_differ(setup, tmp_path):
+    """document (default) and stream packing both train; their first-step losses differ (the
+    later utterances of a block see the earlier ones only in stream mode); the mode is recorded."""
+    from twistlm.lm.model import SpeechLM
+
+    first = {}
+    for mode in ("document", "stream"):
+        run = tmp_path / mode
+        extra = ["budget.max_steps=8", "logging.eval_every=8"]
+        if mode == "stream":
+            extra.append("data.packing=stream")
+        res = train(_cfg(setup, run, "model.start=cold", *extra))
+        m = _metrics(run)
+        vals = [r["val_loss"] for r in m if "val_loss" in r]
+        assert vals[-1] < vals[0], (mode, vals)
+        first[mode] = next(r["loss"] for r in m if "loss" in r)
+        assert SpeechLM.from_pretrained(res.model_dir).meta["trained"]["packing"] == mode
+    assert abs(first["document"] - first["stream"]) > 1e-4
+    with pytest.raises(Exception, match="data.packing"):
+        _cfg(setup, tmp_path / "bad", "data.packing=diagonal")

@@ -4,6 +4,19 @@ A stream ``BOS u u u EOS BOS u u EOS ...`` is cut into blocks of ``block_size`` 
 position is wasted on padding except at the very end of the stream. The BOS/EOS ids mark the
 utterance boundaries inside a block; :func:`pack` also returns, per position, which utterance
 it came from (``-1`` on padding) so callers can check or mask boundaries.
+
+How a block is attended (``PACKING_MODES``):
+
+- ``document`` (the default): each utterance sees only itself. Positions restart at every
+  utterance (:func:`document_positions`) and attention is causal within the utterance
+  (:func:`document_attention_mask`, a block-diagonal mask; with FlashAttention-2 the restarting
+  ``position_ids`` alone tell transformers where the sequences start, its varlen path, as
+  SlamKit trains). A tail carried over from the previous block is a document of its own,
+  starting again at position 0. Boundaries come from the ids: a document starts at each BOS (or,
+  in a vocabulary without BOS, after each EOS), so the blocks on disk and their order do not
+  change.
+- ``stream``: the model attends across utterance boundaries inside a block, with positions
+  counting across them (what twistlm did before document masks; kept to reproduce such runs).
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from twistlm.lm.vocab import UnitVocab
+
+PACKING_MODES = ("document", "stream")
 
 
 @dataclass(frozen=True)
@@ -92,3 +107,73 @@ def lm_targets(ids: np.ndarray, vocab: UnitVocab) -> np.ndarray:
     """Training labels: every id except padding (-100); BOS after EOS is cheap to learn."""
     ids = np.asarray(ids)
     return np.where(ids == vocab.pad_id, -100, ids)
+
+
+def document_index(ids: np.ndarray, vocab: UnitVocab) -> np.ndarray:
+    """(B, L) ids -> (B, L) index of the document each position belongs to within its block
+    (0, 1, ...; -1 on padding). A document starts at position 0, at each BOS, or (without a
+    BOS id in the vocabulary) right after each EOS."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be (B, L), got shape {ids.shape}")
+    if vocab.bos_id is not None:
+        start = ids == vocab.bos_id
+    elif vocab.eos_id is not None:
+        start = np.zeros_like(ids, dtype=bool)
+        start[:, 1:] = ids[:, :-1] == vocab.eos_id
+    else:
+        raise ValueError(
+            "document masks need a BOS or EOS id in the vocabulary to find where utterances "
+            "start; use packing 'stream'"
+        )
+    start = start.copy()
+    start[:, 0] = True
+    doc = np.cumsum(start, axis=1) - 1
+    return np.where(ids == vocab.pad_id, -1, doc).astype(np.int64)
+
+
+def document_positions(doc: np.ndarray) -> np.ndarray:
+    """(B, L) document index -> (B, L) position within the document (0 on padding)."""
+    doc = np.asarray(doc)
+    L = doc.shape[1]
+    idx = np.broadcast_to(np.arange(L), doc.shape)
+    new = np.ones_like(doc, dtype=bool)
+    new[:, 1:] = doc[:, 1:] != doc[:, :-1]
+    start = np.maximum.accumulate(np.where(new, idx, 0), axis=1)
+    return np.where(doc >= 0, idx - start, 0).astype(np.int64)
+
+
+def document_attention_mask(doc, dtype=None):
+    """(B, L) document index -> (B, 1, L, L) additive float mask: 0 where query i may attend key
+    j (j <= i, same document), the dtype's minimum elsewhere. Padding attends only to itself."""
+    import torch
+
+    doc = torch.as_tensor(doc)
+    dtype = dtype or torch.float32
+    L = doc.shape[1]
+    causal = torch.ones(L, L, dtype=torch.bool, device=doc.device).tril()
+    allowed = causal & (doc[:, :, None] == doc[:, None, :]) & (doc[:, :, None] >= 0)
+    allowed |= torch.eye(L, dtype=torch.bool, device=doc.device)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=doc.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+def attention_inputs(ids, vocab: UnitVocab, mode: str = "document", flash: bool = False):
+    """Extra forward arguments that make a packed (B, L) id tensor attend as ``mode`` says.
+
+    ``stream``: none. ``document``: ``position_ids`` restarting at each utterance, plus the
+    block-diagonal ``attention_mask`` unless ``flash`` (FlashAttention-2 finds the sequences
+    from the positions; its varlen kernel needs no mask).
+    """
+    import torch
+
+    if mode not in PACKING_MODES:
+        raise ValueError(f"packing must be one of {PACKING_MODES}, got {mode!r}")
+    if mode == "stream":
+        return {}
+    ids = torch.as_tensor(ids)
+    doc = document_index(ids.cpu().numpy(), vocab)
+    out = {"position_ids": torch.from_numpy(document_positions(doc)).to(ids.device)}
+    if not flash:
+        out["attention_mask"] = document_attention_mask(torch.from_numpy(doc).to(ids.device))
+    return out

@@ -85,6 +85,7 @@ def measure_tokens_per_s(
     """
     import torch
 
+    from twistlm.data.packing import attention_inputs
     from twistlm.lm.warm_start import build_speech_lm
 
     lm = build_speech_lm(cfg.text_lm, n_units, start="cold", n_layers=cfg.n_layers, seed=cfg.seed)
@@ -94,12 +95,14 @@ def measure_tokens_per_s(
     ids = torch.randint(
         lm.vocab.offset, lm.vocab.vocab_size, (cfg.batch_size, cfg.block_size), generator=gen
     )
+    ids[:, ::64] = lm.vocab.bos_id  # utterance starts, so the document masks cost what they will
+    extra = attention_inputs(ids, lm.vocab, "document")  # the trainer's default packing
     fast = bf16_is_fast("cpu")
     times: list[float] = []
     for _ in range(max_steps):
         t = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = model(input_ids=ids, labels=ids, **extra).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -20,6 +20,10 @@ class DataConfig:
         val_max_utterances: cap on the held-out set (the smallest hashes win).
         block_size: ids per training block (BOS u .. EOS BOS u .. packed, no padding).
         min_units: utterances with fewer units are skipped.
+        packing: how a block is attended: ``document`` (each utterance sees only itself,
+            positions restart per utterance; the default) or ``stream`` (attention and
+            positions run across utterance boundaries, as twistlm trained before; for
+            reproducing such runs). See :mod:`twistlm.data.packing` and docs/train.md.
     """
 
     train: str = ""
@@ -28,8 +32,13 @@ class DataConfig:
     val_max_utterances: int = 1000
     block_size: int = 512
     min_units: int = 1
+    packing: str = "document"
 
     def __post_init__(self) -> None:
+        from twistlm.data.packing import PACKING_MODES
+
+        if self.packing not in PACKING_MODES:
+            raise ConfigError(f"data.packing must be one of {PACKING_MODES}, got {self.packing!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.block_size < 8:

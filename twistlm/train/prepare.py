@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from twistlm.config import save_config
+from twistlm.data.packing import attention_inputs
 from twistlm.data.shards import ShardMetadata, read_shard_metadata
 from twistlm.io import ErrorLog
 from twistlm.lm.model import SpeechLM
@@ -120,6 +121,14 @@ class TrainRun:
     def tokens_per_step(self) -> int:
         o = self.cfg.optim
         return o.batch_size * o.grad_accum * self.dist.world * self.cfg.data.block_size
+
+    def model_inputs(self, ids: torch.Tensor) -> dict:
+        """Extra forward arguments that make a packed id batch attend as ``data.packing`` says
+        (:func:`twistlm.data.packing.attention_inputs`; FlashAttention-2 gets positions only)."""
+        impl = str(getattr(self.lm.model.config, "_attn_implementation", "") or "")
+        return attention_inputs(
+            ids, self.lm.vocab, self.cfg.data.packing, flash=impl.startswith("flash")
+        )
 
     def micro_batches(self, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """This rank's (ids, labels) micro-batches of optimizer step ``step``, each (B, L).

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,9 +85,19 @@ def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str 
 
 @torch.no_grad()
 def evaluate(
-    model, ids: np.ndarray, labels: np.ndarray, batch_size: int, device, bf16: bool, dist: Dist
+    model,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    device,
+    bf16: bool,
+    dist: Dist,
+    inputs: Callable[[torch.Tensor], dict] | None = None,
 ) -> float:
-    """Mean NLL per unit (nats) over the validation blocks; ranks split blocks and sum."""
+    """Mean NLL per unit (nats) over the validation blocks; ranks split blocks and sum.
+
+    ``inputs``: extra forward arguments for an id batch (document masks: see ``train_step``).
+    """
     model.eval()
     tot = torch.zeros(2, dtype=torch.float64)
     idx = np.arange(dist.rank, len(ids), dist.world)
@@ -95,8 +105,9 @@ def evaluate(
         sel = idx[i : i + batch_size]
         x = torch.from_numpy(ids[sel]).to(device)
         y = torch.from_numpy(labels[sel]).to(device)
+        extra = inputs(x) if inputs is not None else {}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(input_ids=x).logits
+            logits = model(input_ids=x, **extra).logits
         nll = _next_token_loss(logits, y, reduction="sum")
         tot += torch.stack([nll.double().cpu(), (y[:, 1:] != -100).sum().double().cpu()])
     model.train()
@@ -114,13 +125,16 @@ def train_step(
     bf16: bool = False,
     dist: Dist | None = None,
     no_sync: bool = False,
+    inputs: Callable[[torch.Tensor], dict] | None = None,
 ) -> float:
     """One optimizer step over ``micro_batches`` of (ids, labels), each (B, L) int64.
 
     Gradients of the micro-batch losses (each divided by their count) accumulate, are clipped
     to ``grad_clip`` (0: off) and applied at learning rate ``lr``. ``model`` is what the forward
     runs through (a DDP wrapper skips its gradient all-reduce on all but the last micro-batch
-    when ``no_sync``). Returns the loss averaged over micro-batches and ranks.
+    when ``no_sync``). ``inputs`` maps an id batch to extra forward arguments (the document
+    masks and positions of :func:`twistlm.data.packing.attention_inputs`; None: ids only).
+    Returns the loss averaged over micro-batches and ranks.
     """
     device = device or torch.device("cpu")
     dist = dist or Dist()
@@ -131,10 +145,11 @@ def train_step(
     for micro, (ids, labels) in enumerate(micro_batches):
         x = torch.from_numpy(ids).to(device)
         y = torch.from_numpy(labels).to(device)
+        extra = inputs(x) if inputs is not None else {}
         skip_sync = no_sync and micro < n - 1 and hasattr(model, "no_sync")
         with model.no_sync() if skip_sync else contextlib.nullcontext():
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=x).logits
+                logits = model(input_ids=x, **extra).logits
             loss = _next_token_loss(logits, y)
             (loss / n).backward()
         loss_sum += loss.detach().double().cpu()
@@ -166,11 +181,17 @@ def _validate(run: TrainRun) -> float:
         run.device,
         run.bf16,
         run.dist,
+        inputs=run.model_inputs,
     )
 
 
 def _export(run: TrainRun, dest: Path) -> None:
-    run.lm.meta["trained"] = {"steps": run.step, "tokens": run.tokens, "data": run.cfg.data.train}
+    run.lm.meta["trained"] = {
+        "steps": run.step,
+        "tokens": run.tokens,
+        "data": run.cfg.data.train,
+        "packing": run.cfg.data.packing,
+    }
     export_model(dest, run.lm, run.optimizer, run.fsdp, run.dist, run.shards)
 
 
@@ -209,6 +230,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             bf16=run.bf16,
             dist=dist,
             no_sync=dist.world > 1 and not run.fsdp,
+            inputs=run.model_inputs,
         )
         run.step += 1
         run.tokens += run.tokens_per_step
