@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for both paths")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="also write the results here")
     ap.add_argument(
         "--no-share-prefix", action="store_true", help="ours: no shared-prefix pair packing"
     )
@@ -162,6 +163,23 @@ def main() -> None:
     same = all(acc[("baseline", r)] == acc[("ours", r)] for r in ("mean", "sum"))
     print(f"identical accuracy: {same}")
     print(f"load average during baseline {load_ref}, during ours {load_ours}")
+    if args.json:
+        import json
+
+        doc = {
+            "device": args.device,
+            "bf16": args.bf16,
+            "layers": lm.model.config.num_hidden_layers,
+            "pairs": len(pairs),
+            "pairs_per_s_baseline": pps_ref,
+            "pairs_per_s_ours": pps_ours,
+            "speedup": pps_ours / pps_ref,
+            "max_abs_diff_sum_logprob": d_sum,
+            "identical_accuracy": same,
+            "accuracy_mean_rule": acc[("ours", "mean")],
+            "loadavg": [load_ref, load_ours],
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ utterance like 7 s of 25 Hz deduplicated speech) unless --shards points at real 
 
     python benchmarks/train.py                        # full depth, 4 x 512 blocks, 3 timed steps
     python benchmarks/train.py --layers 6 --steps 5   # quicker
+    python benchmarks/train.py --arch opt-1.3b --device cuda --compile --json r.json   # a GPU
+
+--arch opt-350m / opt-1.3b build OPT-shaped bodies with random weights (the speed of a warm
+start does not depend on its weights) over a 500-unit vocabulary; opt-tiny is the CPU smoke
+size. MFU is achieved model FLOP/s over the peak matmul FLOP/s measured on the same device in
+the run's precision (both fp32 and bf16 peaks are printed).
 """
 
 # ruff: noqa: E402  (sys.path is fixed before the imports)
@@ -53,16 +59,63 @@ def flops_per_token(model, block: int) -> float:
 
 
 def peak_matmul_flops(
-    threads: int, seconds: float = 3.0, n: int = 2048, dtype=torch.float32
+    threads: int, seconds: float = 3.0, n: int = 2048, dtype=torch.float32, device: str = "cpu"
 ) -> float:
+    """Measured n^3 matmul FLOP/s on ``device`` in ``dtype`` (8192^3 on a GPU)."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    if device != "cpu":
+        n = max(n, 8192)
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
     a @ b
+    _sync(device)
     t, k = time.perf_counter(), 0
     while time.perf_counter() - t < seconds:
         a @ b
         k += 1
+        if device != "cpu" and k % 10 == 0:
+            _sync(device)
+    _sync(device)
     return 2 * n**3 * k / (time.perf_counter() - t)
+
+
+def _sync(device: str) -> None:
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
+# OPT bodies (facebook/opt-350m, opt-1.3b config.json); opt-tiny is the CPU smoke size
+ARCHS = {
+    "opt-350m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                     ffn_dim=4096, word_embed_proj_dim=512),
+    "opt-1.3b": dict(hidden_size=2048, num_hidden_layers=24, num_attention_heads=32,
+                     ffn_dim=8192, word_embed_proj_dim=2048),
+    "opt-tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     ffn_dim=128, word_embed_proj_dim=64),
+}  # fmt: skip
+
+
+def build_model(arch: str, n_units: int, layers: int | None, block: int):
+    """A SpeechLM over ``n_units`` with the body ``arch`` (smollm2: the warm start; OPT shapes:
+    random weights)."""
+    from twistlm.lm.warm_start import build_speech_lm
+
+    if arch == "smollm2":
+        return build_speech_lm(None, n_units, init="mean", n_layers=layers)
+    from transformers import OPTConfig, OPTForCausalLM
+
+    from twistlm.lm.model import SpeechLM
+    from twistlm.lm.vocab import UnitVocab
+
+    vocab = UnitVocab.twistlm(n_units)
+    kw = dict(ARCHS[arch])
+    if layers:
+        kw["num_hidden_layers"] = layers
+    cfg = OPTConfig(vocab_size=vocab.vocab_size, max_position_embeddings=max(2048, block),
+                    pad_token_id=vocab.pad_id, bos_token_id=vocab.bos_id,
+                    eos_token_id=vocab.eos_id, **kw)  # fmt: skip
+    torch.manual_seed(0)
+    return SpeechLM(OPTForCausalLM(cfg), vocab, {"init": f"random {arch} body (speed only)"})
 
 
 def _rss_gb() -> float:
@@ -105,9 +158,11 @@ def child_hf(args) -> dict:
 
     class Clock(TrainerCallback):
         def on_step_begin(self, a, state, control, **kw):
+            _sync(args.device)
             times.append(time.perf_counter())
 
         def on_step_end(self, a, state, control, **kw):
+            _sync(args.device)
             ends.append(time.perf_counter())
 
     trainer_args = TrainingArguments(
@@ -124,7 +179,8 @@ def child_hf(args) -> dict:
         save_strategy="no",
         report_to=[],
         bf16=args.precision == "bf16",
-        use_cpu=True,
+        use_cpu=args.device == "cpu",
+        torch_compile=args.compile,
         dataloader_num_workers=0,
         seed=0,
         disable_tqdm=True,
@@ -178,6 +234,8 @@ def child_ours(args) -> dict:
             "logging.progress=false",
             f"runtime.precision={args.precision}",
             f"runtime.threads={args.threads}",
+            f"runtime.device={args.device}",
+            f"runtime.compile={str(args.compile).lower()}",
             f"data.packing={args.packing}",
             f"logging.run_dir={Path(args.out) / ('ours-' + args.packing)}",
         ],
@@ -210,6 +268,16 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="fp32 | bf16 | auto (bf16 only with AMX)")
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     ap.add_argument(
+        "--arch",
+        default="smollm2",
+        choices=["smollm2", *ARCHS],
+        help="body: smollm2 (the warm start, default) or an OPT shape with random weights",
+    )
+    ap.add_argument("--n-units", type=int, default=200, help="unit vocabulary (200)")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--compile", action="store_true", help="torch.compile (both sides)")
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
         "--packing",
         choices=["document", "stream", "both"],
         default="document",
@@ -233,32 +301,34 @@ def main() -> None:
     if args.precision == "auto":
         from twistlm.hardware import precision_name
 
-        args.precision = precision_name("cpu")
+        args.precision = precision_name(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from twistlm.lm.warm_start import build_speech_lm
     from twistlm.train.data import read_units
     from twistlm.train.synthetic import synthetic_units, write_synthetic_shards
 
-    shards = Path(args.shards) if args.shards else out / "synthetic"
+    if args.shards:  # the unit count is the shards' (their metadata), not a guess
+        from twistlm.data.shards import read_shard_metadata
+
+        args.n_units = read_shard_metadata(args.shards).n_units
+    shards = Path(args.shards) if args.shards else out / f"synthetic-u{args.n_units}"
     if not args.shards and not shards.exists():
-        write_synthetic_shards(shards, 600, n_units=200, seed=0)
+        write_synthetic_shards(shards, 600, n_units=args.n_units, seed=0)
         # longer utterances (~140 units) than the default generator
         from twistlm.data.shards import shard_name, write_shard
 
         for f in shards.glob("shard-*.parquet"):
             f.unlink()
-        utts = synthetic_units(600, 200, mean_words=40, seed=0)
+        utts = synthetic_units(600, args.n_units, mean_words=40, seed=0)
         recs = [
             {"id": f"s{i:05d}", "units": u, "durations": np.ones_like(u), "seconds": u.size / 20}
             for i, u in enumerate(utts)
         ]
         write_shard(shards / shard_name(0, 0), recs)
     lens = np.array([u.size + 2 for u in read_units(shards).units])
-    model_dir = out / f"model-L{args.layers or 'all'}"
+    model_dir = out / f"model-{args.arch}-u{args.n_units}-L{args.layers or 'all'}"
     if not (model_dir / "twistlm.json").exists():
-        lm = build_speech_lm(None, 200, init="mean", n_layers=args.layers)
-        lm.save_pretrained(model_dir)
+        build_model(args.arch, args.n_units, args.layers, args.block).save_pretrained(model_dir)
     from twistlm.lm.model import SpeechLM
 
     model = SpeechLM.from_pretrained(model_dir).model
@@ -289,7 +359,8 @@ def main() -> None:
             "--threads",
             str(args.threads),
         ]
-        cmd += ["--hf-rows", str(hf_rows), "--packing", packing]
+        cmd += ["--hf-rows", str(hf_rows), "--packing", packing, "--device", args.device]
+        cmd += ["--compile"] if args.compile else []
         env = {
             **os.environ,
             "OMP_NUM_THREADS": str(args.threads),
@@ -300,17 +371,23 @@ def main() -> None:
         if p.returncode or not line:
             sys.exit(f"{side} failed:\n{p.stderr[-3000:]}")
         results[side if side == "hf" else f"ours-{packing}"] = json.loads(line[0][7:])
-    peak = peak_matmul_flops(args.threads)
+    peaks = {
+        "fp32": peak_matmul_flops(args.threads, device=args.device),
+        "bf16": peak_matmul_flops(args.threads, dtype=torch.bfloat16, device=args.device),
+    }
+    peak = peaks[args.precision]  # MFU against the peak of the precision the run uses
     a, b = results["hf"], results[f"ours-{packings[0]}"]
     c = results.get("ours-stream") if len(packings) > 1 else None
+    body = "SmolLM2-135M warm start" if args.arch == "smollm2" else f"{args.arch} (random)"
     print(
-        f"model: SmolLM2-135M warm start, {n_layers} layers, {args.precision}, {args.threads} thread(s)"
+        f"model: {body}, {n_layers} layers, {args.n_units} units, {args.precision}, "
+        f"{args.device}{' compiled' if args.compile else ''}, {args.threads} thread(s)"
     )
     print(
         f"data: {'real shards ' + str(shards) if args.shards else 'SYNTHETIC units'}, {len(lens)} utterances, mean {lens.mean():.0f} ids (with BOS/EOS)"
     )
     print(
-        f"(a) HF Trainer, padding collator, {hf_rows} utterances/row-batch; (b) twistlm train, {args.batch} x {args.block} packed blocks"
+        f"(a) HF Trainer, padding collator, {hf_rows} utterances/row-batch; (b) twistlm train, {args.batch} x {args.block} packed blocks ({packings[0]} packing)"
     )
     print(f"{'':28}{'(a) HF Trainer':>16}{'(b) twistlm':>16}")
     print(f"{'tokens/s (real tokens)':28}{a['tokens_per_s']:>16.1f}{b['tokens_per_s']:>16.1f}")
@@ -320,8 +397,11 @@ def main() -> None:
     print(
         f"{'achieved GFLOP/s':28}{a['tokens_per_s'] * fpt / 1e9:>16.1f}{b['tokens_per_s'] * fpt / 1e9:>16.1f}"
     )
+    mfu = {k: r["tokens_per_s"] * fpt / peak for k, r in results.items()}
+    print(
+        f"{'MFU (' + args.precision + ' peak)':28}{100 * mfu['hf']:>15.1f}%{100 * mfu[f'ours-{packings[0]}']:>15.1f}%"
+    )
     print(f"speedup (b)/(a): {b['tokens_per_s'] / a['tokens_per_s']:.2f}x (target >= 1.5x)")
-    print(f"(b) packing: {packings[0]} (each utterance attends only to itself)")
     if c is not None:
         print(
             f"(c) twistlm, stream packing (attention across utterances): "
@@ -330,24 +410,30 @@ def main() -> None:
         )
     print(f"model FLOPs/token (train, 6N + attention at T={args.block}): {fpt / 1e6:.1f} MFLOP")
     print(
-        f"measured peak matmul ({args.precision if args.precision == 'fp32' else 'fp32'} 2048^3, {args.threads} thr): {peak / 1e9:.1f} GFLOP/s;"
-        f" (b) reaches {100 * b['tokens_per_s'] * fpt / peak:.0f}% of it"
+        f"measured peak matmul on {args.device}, {args.threads} thr: fp32 {peaks['fp32'] / 1e9:.1f}, "
+        f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; MFU uses the {args.precision} one"
     )
     print(f"load average: {os.getloadavg()}")
-    (out / "result.json").write_text(
-        json.dumps(
-            {
-                "hf": a,
-                "ours": b,
-                "ours_stream": c,
-                "packing": packings[0],
-                "flops_per_token": fpt,
-                "peak_flops": peak,
-                "loadavg": os.getloadavg(),
-            },
-            indent=2,
-        )
-    )
+    doc = {
+        "arch": args.arch,
+        "layers": n_layers,
+        "device": args.device,
+        "precision": args.precision,
+        "compile": args.compile,
+        "hf": a,
+        "ours": b,
+        "ours_stream": c,
+        "packing": packings[0],
+        "flops_per_token": fpt,
+        "peak_flops": peak,
+        "peak_flops_by_precision": peaks,
+        "mfu": mfu,
+        "speedup": b["tokens_per_s"] / a["tokens_per_s"],
+        "loadavg": os.getloadavg(),
+    }
+    (out / "result.json").write_text(json.dumps(doc, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":
