@@ -216,6 +216,47 @@ def test_ddp_two_processes_match_one(setup, tmp_path, strategy):
     assert latest_checkpoint(two).name == "step-00000004"  # rank 0 wrote full checkpoints
 
 
+def _torchrun_train(overrides, port):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(port), "-m", "twistlm", "train", *overrides]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.mark.slow  # three torchrun launches of two processes each
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun gloo test on linux only")
+def test_fsdp_bf16_mixed_precision_trains_and_resumes_exactly(setup, tmp_path):
+    """FSDP (fully_shard) with the bf16 mixed-precision policy on 2 gloo processes: the loss
+    goes down, and a run resumed from its step-2 checkpoint continues exactly as one that was
+    not interrupted."""
+    base = [
+        f"data.train={setup / 'shards'}",
+        "data.block_size=32",
+        "data.val_fraction=0.1",
+        f"model.text_lm={setup / 'src'}",
+        "optim.lr=3e-3",
+        "optim.batch_size=2",
+        "schedule.warmup_steps=1",
+        "logging.eval_every=100",
+        "logging.log_every=1",
+        "logging.progress=false",
+        "logging.checkpoint_every=2",
+        "runtime.precision=bf16",
+        "runtime.threads=1",
+        "runtime.distributed=fsdp",
+    ]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _torchrun_train([*base, "budget.max_steps=6", f"logging.run_dir={full}"], 29521)
+    _torchrun_train([*base, "budget.max_steps=2", f"logging.run_dir={cut}"], 29522)
+    _torchrun_train([*base, "budget.max_steps=6", f"logging.run_dir={cut}", "resume=true"], 29523)
+    a = {r["step"]: r["loss"] for r in _metrics(full) if "loss" in r}
+    b = {r["step"]: r["loss"] for r in _metrics(cut) if "loss" in r}
+    assert a[6] < a[1]
+    for step in (3, 4, 5, 6):
+        assert b[step] == pytest.approx(a[step], abs=1e-5), step
+
+
 def test_block_order_independent_of_world_size():
     units = synthetic_units(50, 20, seed=1)
     v = UnitVocab.twistlm(20)

@@ -80,16 +80,24 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def wrap_model(
-    model: torch.nn.Module, dist: Dist, fsdp: bool, device: torch.device
+    model: torch.nn.Module, dist: Dist, fsdp: bool, device: torch.device, bf16: bool = False
 ) -> torch.nn.Module:
     """The module the forward pass runs through: FSDP2 shards ``model`` in place and returns it,
-    DDP wraps it; one process gets ``model`` itself."""
-    if fsdp:
-        from torch.distributed.fsdp import fully_shard
+    DDP wraps it; one process gets ``model`` itself.
 
+    Under FSDP with ``bf16`` the gathered parameters are bf16 for compute while the sharded
+    master weights, gradients' reduction and the optimizer stay fp32 (``MixedPrecisionPolicy``).
+    """
+    if fsdp:
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mp = MixedPrecisionPolicy(
+            param_dtype=torch.bfloat16 if bf16 else None,
+            reduce_dtype=torch.float32 if bf16 else None,
+        )
         for layer in decoder_layers(model):
-            fully_shard(layer)
-        fully_shard(model)
+            fully_shard(layer, mp_policy=mp)
+        fully_shard(model, mp_policy=mp)
         return model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP

@@ -197,7 +197,8 @@ def setup(cfg: TrainConfig) -> TrainRun:
     bs = cfg.data.block_size
     order = BlockOrder(data.train.units, lm.vocab, bs, cfg.seed)
     val_ids, val_labels = val_blocks(data.val.units, lm.vocab, bs)
-    train_model = wrap_model(model, dist, fsdp, device)  # DDP/FSDP do the collectives
+    bf16 = use_bf16(cfg, device)
+    train_model = wrap_model(model, dist, fsdp, device, bf16)  # DDP/FSDP do the collectives
     o = cfg.optim
     optimizer = torch.optim.AdamW(
         param_groups(model, o.weight_decay),
@@ -211,7 +212,7 @@ def setup(cfg: TrainConfig) -> TrainRun:
         run_dir=run_dir,
         dist=dist,
         device=device,
-        bf16=use_bf16(cfg, device),
+        bf16=bf16,
         fsdp=fsdp,
         errors=errors,
         lm=lm,
