@@ -7,7 +7,9 @@
 #   benchmarks/device_check.sh OUT            # GPU sizes: OPT-350M and OPT-1.3B shaped bodies
 #                                             # (random weights), bf16, eager and torch.compile;
 #                                             # SmolLM2 warm start scoring 1000 pairs (needs CUDA)
-#   benchmarks/device_check.sh OUT --small    # CPU smoke sizes (tiny OPT body, 1-layer scorer)
+#                                             # and HuBERT-base layer 6 tokenization
+#   benchmarks/device_check.sh OUT --small    # CPU smoke sizes (tiny OPT body, 1-layer scorer;
+#                                             # no tokenization: it needs 5 min of TTS speech)
 #
 # PYTHON (default: python) runs the benchmarks; run from the repository root.
 set -euo pipefail
@@ -33,6 +35,9 @@ elif [ "$MODE" = "full" ]; then
     --json "$OUT/train-opt-1.3b-compiled.json"
   "$PY" benchmarks/eval.py --pairs 1000 --device cuda --bf16 --batch-size 64 \
     --model-cache "$OUT/work-eval-model" --json "$OUT/eval.json"
+  # HuBERT-base layer 6 (random weights, 50 Hz, k=500): audio seconds per second; needs flite
+  # for its 5 min of speech (or a filled --cache folder)
+  "$PY" benchmarks/tokenize.py --configs 50:6:500 --device cuda --json "$OUT/tokenize.json"
 else
   echo "unknown mode $MODE (use --small or nothing)" >&2
   exit 2
@@ -65,7 +70,23 @@ rows += [
     f"| {ev['pairs_per_s_baseline']:.1f} | {ev['pairs_per_s_ours']:.1f} | {ev['speedup']:.2f}x "
     f"| {ev['identical_accuracy']} |",
 ]
-(out / "device_check.json").write_text(json.dumps({"train": train, "eval": ev}, indent=2))
+tok = None
+if (out / "tokenize.json").exists():
+    tok = json.loads((out / "tokenize.json").read_text())
+    rows += [
+        "",
+        "| tokenization (audio s per s) | naive transformers + sklearn | twistlm fp32 | twistlm fast | fast units identical |",
+        "|---|---|---|---|---|",
+    ]
+    for r in tok["results"]:
+        if "a_naive" in r:
+            rows.append(
+                f"| {r['config']} | {r['a_naive']:.0f} | {r['b_ours_fp32']:.0f} "
+                f"| {r['c_ours_fast']:.0f} | {100 * r['identical_c_vs_b']:.1f}% |"
+            )
+(out / "device_check.json").write_text(
+    json.dumps({"train": train, "eval": ev, "tokenize": tok}, indent=2)
+)
 (out / "device_check.md").write_text("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY

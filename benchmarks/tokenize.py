@@ -112,12 +112,12 @@ def load_wav(path: Path) -> np.ndarray:
     return to_mono_16k(wav, sr)
 
 
-def naive_file(f: Path, model, layer: int, km) -> np.ndarray:
+def naive_file(f: Path, model, layer: int, km, device: str = "cpu") -> np.ndarray:
     """(a): the straightforward loop a researcher writes first (one file)."""
-    wav = torch.from_numpy(load_wav(f))[None]
+    wav = torch.from_numpy(load_wav(f))[None].to(device)
     with torch.no_grad():
         hs = model(wav, output_hidden_states=True).hidden_states[layer][0]
-    return km.predict(hs.numpy())
+    return km.predict(hs.float().cpu().numpy())
 
 
 def ours_file(tok, link_dir: Path, out_dir: Path) -> np.ndarray:
@@ -157,7 +157,7 @@ def agreement(a: dict, b: dict) -> float:
     return same / total
 
 
-def run_config(hz, layer, n_units, files, audio_s, work, seed=0):
+def run_config(hz, layer, n_units, files, audio_s, work, seed=0, device="cpu"):
     """Runs (a), (b), (c) file by file in rotating order, so load from other processes on a
     shared machine hits all three alike; the bare forward is timed inside (b) and (c)."""
     from sklearn.cluster import KMeans
@@ -177,8 +177,9 @@ def run_config(hz, layer, n_units, files, audio_s, work, seed=0):
     km = KMeans(n_clusters=n_units, n_init=1, max_iter=20, random_state=seed).fit(sample)
     tok_dir = work / f"tok{hz}-{layer}"
     UnitTokenizer(fx, torch.from_numpy(km.cluster_centers_).float()).save_pretrained(tok_dir)
-    tok = UnitTokenizer.from_pretrained(tok_dir)
-    tok_fast = UnitTokenizer.from_pretrained(tok_dir, fast=True)
+    tok = UnitTokenizer.from_pretrained(tok_dir, device=device)
+    tok_fast = UnitTokenizer.from_pretrained(tok_dir, fast=True, device=device)
+    model = model.to(device)
     fwd_b, fwd_c = ForwardTimer(tok.extractor), ForwardTimer(tok_fast.extractor)
 
     times = {"a": 0.0, "b": 0.0, "c": 0.0}
@@ -188,7 +189,7 @@ def run_config(hz, layer, n_units, files, audio_s, work, seed=0):
         link.mkdir(parents=True)
         (link / f.name).symlink_to(f)
         jobs = {
-            "a": lambda f=f: naive_file(f, model, layer, km),
+            "a": lambda f=f: naive_file(f, model, layer, km, device),
             "b": lambda link=link, i=i: ours_file(tok, link, work / f"ub-{hz}-{layer}-{i}"),
             "c": lambda link=link, i=i: ours_file(tok_fast, link, work / f"uc-{hz}-{layer}-{i}"),
         }
@@ -200,7 +201,7 @@ def run_config(hz, layer, n_units, files, audio_s, work, seed=0):
         print(f"  [{hz} Hz L{layer}] {i + 1}/{len(files)} files", end="\r", flush=True)
     print()
     return {
-        "config": f"{hz} Hz, layer {layer}, k={n_units}",
+        "config": f"{hz} Hz, layer {layer}, k={n_units}, {device}",
         "a_naive": audio_s / times["a"],
         "b_ours_fp32": audio_s / times["b"],
         "c_ours_fast": audio_s / times["c"],
@@ -293,6 +294,7 @@ def main() -> None:
     p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "twistlm-bench-speech"))
     p.add_argument("--configs", default="50:6:200,25:11:500", help="hz:layer:k list")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--device", default="cpu", help="HuBERT configs: cpu | cuda")
     p.add_argument("--max-files", type=int, help="smoke test on the first N files only")
     p.add_argument(
         "--whisper",
@@ -320,7 +322,7 @@ def main() -> None:
             sys.stdout.flush()
         for spec in [c for c in args.configs.split(",") if c]:
             hz, layer, k = (int(v) for v in spec.split(":"))
-            r = run_config(hz, layer, k, files, audio_s, Path(tmp))
+            r = run_config(hz, layer, k, files, audio_s, Path(tmp), device=args.device)
             results.append(r)
             print_result(r)
             sys.stdout.flush()
