@@ -253,6 +253,41 @@ def child_ours(args) -> dict:
     }
 
 
+def profile_ours(args, model_dir: Path, shards: Path, top: int = 15) -> str:
+    """torch.profiler table (top operators by self CPU time) of one twistlm training step,
+    after two warm-up steps, on this process's threads: where the time that is not a matmul goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from twistlm.data.packing import attention_inputs, lm_targets, pack
+    from twistlm.lm.model import SpeechLM
+    from twistlm.train.data import read_units
+    from twistlm.train.trainer import train_step
+
+    torch.set_num_threads(args.threads)
+    lm = SpeechLM.from_pretrained(model_dir)
+    model = lm.model.to(args.device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    blocks = pack(read_units(shards).units[:200], lm.vocab, args.block).ids[: args.batch]
+    micro = [(blocks, lm_targets(blocks, lm.vocab))]
+    dev = torch.device(args.device)
+
+    def inputs(x):
+        return attention_inputs(x, lm.vocab, args.packing if args.packing != "both" else "document")
+
+    def step():
+        train_step(
+            model, opt, micro, 1e-4, device=dev, bf16=args.precision == "bf16", inputs=inputs
+        )
+
+    step()
+    step()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device != "cpu" else [])
+    with profile(activities=acts) as prof:
+        step()
+    key = "self_cpu_time_total" if args.device == "cpu" else "self_cuda_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -277,6 +312,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu | cuda")
     ap.add_argument("--compile", action="store_true", help="torch.compile (both sides)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
+        "--profile", action="store_true", help="print torch.profiler's top operators of one step"
+    )
     ap.add_argument(
         "--packing",
         choices=["document", "stream", "both"],
@@ -414,6 +452,9 @@ def main() -> None:
         f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; MFU uses the {args.precision} one"
     )
     print(f"load average: {os.getloadavg()}")
+    if args.profile:
+        print(f"\nprofile of one twistlm step ({args.batch} x {args.block}, {args.precision}):")
+        print(profile_ours(args, model_dir, shards))
     doc = {
         "arch": args.arch,
         "layers": n_layers,
