@@ -44,8 +44,9 @@ def _tokenizer_line(cfg: QuickstartConfig) -> str:
     """What the tokenizer is, said plainly (TWIST's own tokenizer cannot be had offline)."""
     if cfg.features.startswith("whisper"):
         return (
-            f"Units: k-means ({cfg.n_units}) on the encoder of the speech recognizer "
-            f"Whisper {cfg.features.split('-', 1)[1]} at {cfg.frame_rate:g} Hz. TWIST uses "
+            f"Units: k-means ({cfg.n_units}) on the per-dimension standardized encoder output of "
+            f"the speech recognizer Whisper {cfg.features.split('-', 1)[1]} at "
+            f"{cfg.frame_rate:g} Hz. TWIST uses "
             "mHuBERT-25Hz, a self-supervised encoder; no HuBERT weights can be had offline, so "
             "the offline default is a different kind of tokenizer, trained with text labels "
             "(`--features` and `twistlm fit-kmeans --preset mhubert-base-25hz` are the other "
@@ -238,7 +239,7 @@ def continuation_lines(out: Path, stages: dict[str, Any], copied: list[str]) -> 
         f"{_fmt(gen.get('unit_bigram_repetition'))}."
         + (
             " Whisper heard no words in any continuation, so transcript metrics are undefined "
-            "(a vocoder trained for minutes is not intelligible; docs/vocoder.md)."
+            "(docs/vocoder.md measures the vocoder)."
             if gen.get("n_prompts") and gen.get("n_empty_transcripts") == gen.get("n_prompts")
             else ""
         ),
