@@ -1,10 +1,10 @@
 """The default tokenizer + vocoder pair shipped inside the package (no download).
 
-``twistlm/assets/slt-whisper-base-25hz-km500/``:
+``twistlm/assets/slt-whisper-base-25hz-zkm500/``:
 
 - ``tokenizer/``: the offline default speech tokenizer (Whisper base encoder, layer 6, pooled
-  to 25 Hz, k-means k=500 centroids), fit by the default quickstart recipe on its 1-hour
-  multi-voice corpus (seed 0);
+  to 25 Hz, per-dimension standardized, k-means k=500 centroids), fit by the default quickstart
+  recipe on its 1-hour multi-voice corpus (seed 0);
 - ``vocoder/``: an acoustic-model vocoder (units -> WORLD features -> WORLD; speaks in the
   voice of ``flite:slt``) trained on those units by ``twistlm train-vocoder --recipe slt``
   (docs/vocoder.md gives its training log and its Whisper WER on held-out voices).
@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-NAME = "slt-whisper-base-25hz-km500"
+NAME = "slt-whisper-base-25hz-zkm500"
 ROOT = Path(__file__).resolve().parent / "assets" / NAME
 
 # sha256 of each shipped file (relative to ROOT); written by `twistlm train-vocoder --recipe`
 SHA256: dict[str, str] = {
-    "tokenizer/tokenizer.json": "b0774d8f2e80b16aea7eb477918da17f8cc38a2e35aa504b8f67748d04ae3aae",
-    "tokenizer/centroids.safetensors": "282315d363441fdd62ce672908d66270a6af67e39131e58848046d26e832587f",
-    "vocoder/acoustic.json": "28dc09c8baad99fffdef17c0c30b7cd205a71d4931b9f5ab5f63c3f45858575a",
-    "vocoder/acoustic.safetensors": "4d09d3a1417447eb03be79e2db8be0ff5468ff4b3a415261d78af58a232b16c7",
+    "tokenizer/tokenizer.json": "54b1013fa683e7bcb2b652a294e86e52718a123eb9e62887a61af52ddfe0a0ee",
+    "tokenizer/centroids.safetensors": "834c0b7b32987598efd84d2301e44c8ab785e3701d1bb2078e47fd64ec1a48d9",
+    "vocoder/acoustic.json": "bba5d2227869cb145604ffa2a8e8ba90bf94760af153830e31e673f3ba1c7742",
+    "vocoder/acoustic.safetensors": "38bce81949ff1330db0ee7b520fd1be2fa72c82c5bd3578b05d326474d954afc",
 }
 
 
