@@ -226,10 +226,11 @@ def _torchrun_train(overrides, port):
 
 @pytest.mark.slow  # three torchrun launches of two processes each
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun gloo test on linux only")
-def test_fsdp_bf16_mixed_precision_trains_and_resumes_exactly(setup, tmp_path):
+@pytest.mark.parametrize("fmt", ["full", "sharded"])
+def test_fsdp_bf16_mixed_precision_trains_and_resumes_exactly(setup, tmp_path, fmt):
     """FSDP (fully_shard) with the bf16 mixed-precision policy on 2 gloo processes: the loss
-    goes down, and a run resumed from its step-2 checkpoint continues exactly as one that was
-    not interrupted."""
+    goes down, and a run resumed from its step-2 checkpoint (gathered, or sharded with
+    torch.distributed.checkpoint) continues exactly as one that was not interrupted."""
     base = [
         f"data.train={setup / 'shards'}",
         "data.block_size=32",
@@ -245,11 +246,18 @@ def test_fsdp_bf16_mixed_precision_trains_and_resumes_exactly(setup, tmp_path):
         "runtime.precision=bf16",
         "runtime.threads=1",
         "runtime.distributed=fsdp",
+        f"runtime.checkpoint_format={fmt}",
     ]
+    port = 29521 if fmt == "full" else 29531
     full, cut = tmp_path / "full", tmp_path / "cut"
-    _torchrun_train([*base, "budget.max_steps=6", f"logging.run_dir={full}"], 29521)
-    _torchrun_train([*base, "budget.max_steps=2", f"logging.run_dir={cut}"], 29522)
-    _torchrun_train([*base, "budget.max_steps=6", f"logging.run_dir={cut}", "resume=true"], 29523)
+    _torchrun_train([*base, "budget.max_steps=6", f"logging.run_dir={full}"], port)
+    _torchrun_train([*base, "budget.max_steps=2", f"logging.run_dir={cut}"], port + 1)
+    ckpt = latest_checkpoint(cut)
+    assert (ckpt / "dcp").is_dir() == (fmt == "sharded")
+    assert (ckpt / "model.safetensors").exists() == (fmt == "full")
+    _torchrun_train(
+        [*base, "budget.max_steps=6", f"logging.run_dir={cut}", "resume=true"], port + 2
+    )
     a = {r["step"]: r["loss"] for r in _metrics(full) if "loss" in r}
     b = {r["step"]: r["loss"] for r in _metrics(cut) if "loss" in r}
     assert a[6] < a[1]

@@ -144,6 +144,10 @@ class RuntimeConfig:
         compile: wrap the model in ``torch.compile``.
         threads: torch CPU threads (None = torch default).
         distributed: ddp | fsdp (fully_shard per decoder layer) when run under torchrun.
+        checkpoint_format: full (rank 0 gathers the whole state: a SpeechLM dir plus
+            optimizer.pt) | sharded (FSDP only: every rank writes its own shards with
+            torch.distributed.checkpoint, no gather; for bodies whose full state does not fit
+            rank 0's memory). Resume reads either. Final models and snapshots are always full.
     """
 
     device: str = "auto"
@@ -152,6 +156,7 @@ class RuntimeConfig:
     compile: bool = False
     threads: int | None = None
     distributed: Literal["ddp", "fsdp"] = "ddp"
+    checkpoint_format: Literal["full", "sharded"] = "full"
 
 
 @dataclass(frozen=True)

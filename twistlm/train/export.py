@@ -3,6 +3,10 @@
 - ``run_dir/checkpoints/step-NNNNNNNN``: a SpeechLM dir plus ``optimizer.pt`` (optimizer and
   RNG state) and ``state.json`` (step, tokens, elapsed seconds), written last, so a dir with
   ``state.json`` is complete. Only the newest ``keep`` are kept. ``resume=true`` starts there.
+  A *sharded* checkpoint (FSDP, ``runtime.checkpoint_format=sharded``) holds the model's
+  ``config.json`` and ``twistlm.json`` but no weights: model and optimizer state are in
+  ``dcp/``, written by every rank with ``torch.distributed.checkpoint`` (no gather), and the
+  RNG state in ``rng.pt``.
 - ``run_dir/snapshots/step-NNNNNNNN`` and ``run_dir/model``: SpeechLM dirs (no optimizer).
 
 Every dir is written under a temporary name and renamed into place. Its ``twistlm.json`` names
@@ -106,14 +110,95 @@ def save_checkpoint(
         shutil.rmtree(old, ignore_errors=True)
 
 
+DCP_DIR = "dcp"
+
+
+def is_sharded(ckpt: Path) -> bool:
+    return (Path(ckpt) / DCP_DIR).is_dir()
+
+
+def save_sharded_checkpoint(
+    run_dir: Path,
+    lm: SpeechLM,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    keep: int,
+    dist: Dist,
+    shards: ShardMetadata | None = None,
+) -> None:
+    """Like :func:`save_checkpoint`, but every rank writes its own shards of the (FSDP) model
+    and optimizer state with ``torch.distributed.checkpoint``; nothing is gathered. Collective."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    from twistlm.lm.model import write_metadata
+    from twistlm.train.distributed import barrier
+
+    root = run_dir / CHECKPOINTS
+    final = root / f"step-{state['step']:08d}"
+    tmp = root / f".tmp-step-{state['step']:08d}"
+    if dist.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(dist)
+    msd, osd = get_state_dict(lm.model, optimizer)  # this rank's shards (DTensors)
+    dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp / DCP_DIR))
+    barrier(dist)
+    if dist.main:
+        lm.model.config.save_pretrained(tmp)
+        write_metadata(tmp, lm.vocab, model_meta(lm, shards, final))
+        torch.save({"rng": torch.get_rng_state()}, tmp / "rng.pt")
+        write_json(tmp / "state.json", state)  # written last: marks the checkpoint complete
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        done = sorted(p for p in root.glob("step-*") if (p / "state.json").exists())
+        for old in done[: max(0, len(done) - keep)]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier(dist)
+
+
+def model_from_checkpoint(ckpt: Path) -> SpeechLM:
+    """The SpeechLM of a checkpoint: its weights (a full checkpoint), or, for a sharded one,
+    the architecture with fresh weights that :func:`load_checkpoint` then overwrites."""
+    if not is_sharded(ckpt):
+        return SpeechLM.from_pretrained(ckpt)
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from twistlm.lm.model import read_metadata
+    from twistlm.lm.vocab import UnitVocab
+
+    info = read_metadata(ckpt)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(ckpt)))
+    meta = {**info.get("meta", {}), "path": str(ckpt)}
+    return SpeechLM(model, UnitVocab.from_dict(info["vocab"]), meta)
+
+
 def load_checkpoint(
     ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fsdp: bool
 ) -> dict[str, Any]:
     """Restore the optimizer and RNG state of a checkpoint; returns its ``state.json``.
 
-    The weights come with the model (``SpeechLM.from_pretrained(ckpt)``) before wrapping.
+    A full checkpoint's weights come with the model (``SpeechLM.from_pretrained(ckpt)``) before
+    wrapping; a sharded one's model and optimizer shards are loaded here, into the wrapped
+    (FSDP) model, on every rank.
     """
     state = json.loads((ckpt / "state.json").read_text())
+    if is_sharded(ckpt):
+        if not fsdp:
+            raise ValueError(f"{ckpt}: a sharded checkpoint resumes only with distributed=fsdp")
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        msd, osd = get_state_dict(model, optimizer)
+        loaded = {"model": msd, "optim": osd}
+        dcp.load(loaded, checkpoint_id=str(ckpt / DCP_DIR))
+        set_state_dict(
+            model, optimizer, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"]
+        )
+        extra = torch.load(ckpt / "rng.pt", map_location="cpu", weights_only=True)
+        torch.set_rng_state(extra["rng"])
+        return state
     extra = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
     if fsdp:
         from torch.distributed.checkpoint.state_dict import (

@@ -21,7 +21,12 @@ from twistlm.lm.model import SpeechLM
 from twistlm.train.config import TrainConfig
 from twistlm.train.data import BlockOrder, Utterances, drop_bad_units, read_units, split, val_blocks
 from twistlm.train.distributed import Dist, init_dist, pick_device, use_bf16, wrap_model
-from twistlm.train.export import latest_checkpoint, load_checkpoint, tokenizer_record
+from twistlm.train.export import (
+    latest_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    tokenizer_record,
+)
 
 
 @dataclass
@@ -180,7 +185,7 @@ def setup(cfg: TrainConfig) -> TrainRun:
     # model says); older shards only say what it was.
     record = tokenizer_record(data.shards, None)
     if resume_from is not None:
-        lm = SpeechLM.from_pretrained(resume_from)
+        lm = model_from_checkpoint(resume_from)
     else:
         lm = build_model(cfg, data.n_units, record or data.shards.info)
     if lm.vocab.bos_id is None:

@@ -36,7 +36,12 @@ from twistlm.io import write_json
 from twistlm.train.config import TrainConfig
 from twistlm.train.data import Utterances
 from twistlm.train.distributed import Dist, all_reduce_sum, barrier
-from twistlm.train.export import export_model, latest_checkpoint, save_checkpoint
+from twistlm.train.export import (
+    export_model,
+    latest_checkpoint,
+    save_checkpoint,
+    save_sharded_checkpoint,
+)
 from twistlm.train.metrics import MetricsLog
 from twistlm.train.prepare import TrainRun, setup
 
@@ -263,9 +268,14 @@ def train(cfg: TrainConfig) -> TrainResult:
         if (log_cfg.checkpoint_every and step % log_cfg.checkpoint_every == 0) or last:
             state = {"step": step, "tokens": run.tokens, "elapsed_s": elapsed()}
             keep = log_cfg.keep_checkpoints
-            save_checkpoint(
-                run.run_dir, run.lm, run.optimizer, state, keep, dist, run.fsdp, run.shards
-            )
+            if run.fsdp and cfg.runtime.checkpoint_format == "sharded":
+                save_sharded_checkpoint(
+                    run.run_dir, run.lm, run.optimizer, state, keep, dist, run.shards
+                )
+            else:
+                save_checkpoint(
+                    run.run_dir, run.lm, run.optimizer, state, keep, dist, run.fsdp, run.shards
+                )
     if bar is not None:
         bar.close()
 
