@@ -101,11 +101,17 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     SpeechLM(lm.model, lm.vocab, model_meta(lm, shards, final)).save_pretrained(tmp, msd)
     torch.save({"optimizer": osd, "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-    write_json(tmp / "state.json", state)  # written last: marks the checkpoint complete
+    _commit_checkpoint(tmp, final, state, keep)
+
+
+def _commit_checkpoint(tmp: Path, final: Path, state: dict[str, Any], keep: int) -> None:
+    """Mark ``tmp`` complete (``state.json`` last), rename it to ``final`` and drop all but the
+    newest ``keep`` complete checkpoints beside it."""
+    write_json(tmp / "state.json", state)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    done = sorted(p for p in root.glob("step-*") if (p / "state.json").exists())
+    done = sorted(p for p in final.parent.glob("step-*") if (p / "state.json").exists())
     for old in done[: max(0, len(done) - keep)]:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -148,13 +154,7 @@ def save_sharded_checkpoint(
         lm.model.config.save_pretrained(tmp)
         write_metadata(tmp, lm.vocab, model_meta(lm, shards, final))
         torch.save({"rng": torch.get_rng_state()}, tmp / "rng.pt")
-        write_json(tmp / "state.json", state)  # written last: marks the checkpoint complete
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        done = sorted(p for p in root.glob("step-*") if (p / "state.json").exists())
-        for old in done[: max(0, len(done) - keep)]:
-            shutil.rmtree(old, ignore_errors=True)
+        _commit_checkpoint(tmp, final, state, keep)
     barrier(dist)
 
 
