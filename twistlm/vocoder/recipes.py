@@ -97,8 +97,8 @@ RECIPES: dict[str, VocoderRecipe] = {
         lr=1e-3,
         seed=0,
         description="slt + 1 h each of 5 other voices reading the same text (their units "
-        "learned with slt's time-warped features), transformer over units; measured no "
-        "better than slt",
+        "learned with slt's time-warped features), transformer over units; measured worse "
+        "than slt on held-out voices (docs/vocoder.md)",
     ),
     "smoke": VocoderRecipe(
         voice="flite:slt",
