@@ -107,9 +107,7 @@ def test_document_masked_block_equals_each_utterance_alone(arch, tiny_llama, tin
     ids = torch.from_numpy(p.ids)
 
     def nll(logits, x):
-        return torch.nn.functional.cross_entropy(
-            logits[0, :-1].float(), x[0, 1:], reduction="none"
-        )
+        return torch.nn.functional.cross_entropy(logits[0, :-1].float(), x[0, 1:], reduction="none")
 
     with torch.no_grad():
         packed = nll(model(input_ids=ids, **attention_inputs(ids, vocab)).logits, ids)
