@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         load_centroids,
         load_standardizer,
         sample_frames,
+        zscores,
     )
     from twistlm.tokenizer.unit_tokenizer import UnitTokenizer
 
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             standardize = "yes" if args.features == "whisper" else "no"
         if standardize == "yes":
             standardizer = fit_standardizer(frames)
-            frames = (frames - standardizer[0].numpy()) / standardizer[1].numpy()
+            frames = zscores(frames, standardizer).numpy()
         centroids = fit_kmeans(frames, args.n_units, n_iter=args.n_iter, seed=args.seed)
         if errors.count:
             print(f"{errors.count} file(s) skipped; see {errors.path}")

@@ -195,6 +195,14 @@ def load_standardizer(path: str | Path) -> tuple[Tensor, Tensor] | None:
         return f.get_tensor(MEAN_KEY).float(), f.get_tensor(STD_KEY).float()
 
 
+def zscores(feats: Tensor | np.ndarray, standardizer: tuple[Tensor, Tensor]) -> Tensor:
+    """(n, dim) features -> float32 per-dimension z-scores ``(x - mean) / std`` (on the
+    features' device). The one place the standardizer is applied: fitting and assignment."""
+    x = torch.as_tensor(feats).float()
+    mean, std = standardizer
+    return (x - mean.to(x.device)) / std.to(x.device)
+
+
 def fit_standardizer(frames: np.ndarray | Tensor, floor: float = 1e-5) -> tuple[Tensor, Tensor]:
     """Per-dimension mean and std of (N, dim) frames (std floored so no dimension divides by 0)."""
     x = torch.as_tensor(np.asarray(frames), dtype=torch.float64)

@@ -21,7 +21,13 @@ from torch import Tensor
 
 from twistlm.audio import AudioError
 from twistlm.tokenizer.dedup import dedup as _dedup
-from twistlm.tokenizer.kmeans import assign, load_centroids, load_standardizer, save_centroids
+from twistlm.tokenizer.kmeans import (
+    assign,
+    load_centroids,
+    load_standardizer,
+    save_centroids,
+    zscores,
+)
 
 FORMAT = "twistlm-unit-tokenizer"
 TOKENIZER_JSON = "tokenizer.json"
@@ -131,8 +137,7 @@ class UnitTokenizer:
     def assign_features(self, feats: Tensor) -> Tensor:
         """(n, dim) extractor features -> (n,) frame units (standardized first if set)."""
         if self.standardizer is not None:
-            mean, std = self.standardizer
-            feats = (feats.float() - mean.to(feats.device)) / std.to(feats.device)
+            feats = zscores(feats, self.standardizer)
         return assign(
             feats, self.centroids.to(feats.device), c_sq=self._c_sq.to(feats.device)
         ).cpu()
@@ -319,7 +324,7 @@ def build_offline_tokenizer(
     standardizer = None
     if standardize:
         standardizer = fit_standardizer(frames)
-        frames = ((torch.as_tensor(frames) - standardizer[0]) / standardizer[1]).numpy()
+        frames = zscores(frames, standardizer).numpy()
     centroids = fit_kmeans(frames, n_units, n_iter=n_iter, seed=seed)
     return UnitTokenizer(
         extractor,
