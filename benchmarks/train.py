@@ -168,7 +168,7 @@ def child_hf(args) -> dict:
     trainer_args = TrainingArguments(
         output_dir=str(Path(args.out) / "hf"),
         per_device_train_batch_size=args.hf_rows,
-        max_steps=args.steps + 1,
+        max_steps=args.steps + args.warmup,
         learning_rate=5e-4,
         weight_decay=0.1,
         adam_beta2=0.95,
@@ -178,7 +178,7 @@ def child_hf(args) -> dict:
         logging_steps=1000,
         save_strategy="no",
         report_to=[],
-        bf16=args.precision == "bf16",
+        bf16=args.precision != "fp32",  # HF's bf16 is autocast (fp32 weights)
         use_cpu=args.device == "cpu",
         torch_compile=args.compile,
         dataloader_num_workers=0,
@@ -201,9 +201,9 @@ def child_hf(args) -> dict:
         callbacks=[Clock()],
     )
     tr.train()
-    # timed: steps 2..N (step 1 warms up allocators and kernels)
-    dt = ends[-1] - times[1]
-    real = sum(toks[1 : args.steps + 1])
+    # timed: the steps after --warmup ones (the first steps warm up allocators and kernels)
+    dt = ends[-1] - times[args.warmup]
+    real = sum(toks[args.warmup : args.warmup + args.steps])
     padding = 1 - sum(toks) / sum(padded)
     return {
         "tokens_per_s": real / dt,
@@ -227,7 +227,7 @@ def child_ours(args) -> dict:
             f"model.init_from={args.model}",
             f"optim.batch_size={args.batch}",
             "schedule.warmup_steps=1",
-            f"budget.max_steps={args.steps + 1}",
+            f"budget.max_steps={args.steps + args.warmup}",
             "logging.log_every=1",
             "logging.eval_at_start=false",
             "logging.checkpoint_every=0",
@@ -243,9 +243,10 @@ def child_ours(args) -> dict:
     train(cfg)
     run_dir = Path(args.out) / ("ours-" + args.packing)
     recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in recs if "loss" in r]
-    dt = steps[-1]["elapsed_s"] - steps[0]["elapsed_s"]
-    real = steps[-1]["tokens"] - steps[0]["tokens"]
+    steps = [r for r in recs if "loss" in r]  # one line per step (log_every=1)
+    first = steps[args.warmup - 1]  # the end of the last warm-up step
+    dt = steps[-1]["elapsed_s"] - first["elapsed_s"]
+    real = steps[-1]["tokens"] - first["tokens"]
     return {
         "tokens_per_s": real / dt,
         "tokens_per_step": args.batch * args.block,
@@ -261,22 +262,31 @@ def profile_ours(args, model_dir: Path, shards: Path, top: int = 15) -> str:
     from twistlm.data.packing import attention_inputs, lm_targets, pack
     from twistlm.lm.model import SpeechLM
     from twistlm.train.data import read_units
+    from twistlm.train.precision import BF16Shadow, fused_adamw_ok
     from twistlm.train.trainer import train_step
 
     torch.set_num_threads(args.threads)
     lm = SpeechLM.from_pretrained(model_dir)
     model = lm.model.to(args.device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dev = torch.device(args.device)
+    shadow = BF16Shadow(model) if args.precision == "bf16" else None
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused_adamw_ok(dev))
     blocks = pack(read_units(shards).units[:200], lm.vocab, args.block).ids[: args.batch]
     micro = [(blocks, lm_targets(blocks, lm.vocab))]
-    dev = torch.device(args.device)
 
     def inputs(x):
         return attention_inputs(x, lm.vocab, args.packing if args.packing != "both" else "document")
 
     def step():
         train_step(
-            model, opt, micro, 1e-4, device=dev, bf16=args.precision == "bf16", inputs=inputs
+            shadow.module if shadow else model,
+            opt,
+            micro,
+            1e-4,
+            device=dev,
+            autocast=args.precision == "bf16-autocast",
+            inputs=inputs,
+            shadow=shadow,
         )
 
     step()
@@ -299,8 +309,21 @@ def main() -> None:
     )
     ap.add_argument("--batch", type=int, default=4, help="our blocks per step")
     ap.add_argument("--block", type=int, default=512)
-    ap.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
-    ap.add_argument("--precision", default="auto", help="fp32 | bf16 | auto (bf16 only with AMX)")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps (after the warm-up ones)")
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="untimed first steps on both sides (2: the second step of a CPU run is still "
+        "several times slower than the rest)",
+    )
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "bf16-autocast"],
+        help="runtime.precision of twistlm (auto: bf16 only with AMX or CUDA); HF Trainer gets "
+        "bf16=True (autocast) for either bf16",
+    )
     ap.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     ap.add_argument(
         "--arch",
@@ -337,9 +360,9 @@ def main() -> None:
         return
 
     if args.precision == "auto":
-        from twistlm.hardware import precision_name
+        from twistlm.train.precision import resolve_precision
 
-        args.precision = precision_name(args.device)
+        args.precision = resolve_precision("auto", torch.device(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from twistlm.train.data import read_units
@@ -396,6 +419,8 @@ def main() -> None:
             args.precision,
             "--threads",
             str(args.threads),
+            "--warmup",
+            str(args.warmup),
         ]
         cmd += ["--hf-rows", str(hf_rows), "--packing", packing, "--device", args.device]
         cmd += ["--compile"] if args.compile else []
@@ -413,7 +438,8 @@ def main() -> None:
         "fp32": peak_matmul_flops(args.threads, device=args.device),
         "bf16": peak_matmul_flops(args.threads, dtype=torch.bfloat16, device=args.device),
     }
-    peak = peaks[args.precision]  # MFU against the peak of the precision the run uses
+    peak_key = "fp32" if args.precision == "fp32" else "bf16"
+    peak = peaks[peak_key]  # MFU against the peak of the precision the run uses
     a, b = results["hf"], results[f"ours-{packings[0]}"]
     c = results.get("ours-stream") if len(packings) > 1 else None
     body = "SmolLM2-135M warm start" if args.arch == "smollm2" else f"{args.arch} (random)"
@@ -437,7 +463,7 @@ def main() -> None:
     )
     mfu = {k: r["tokens_per_s"] * fpt / peak for k, r in results.items()}
     print(
-        f"{'MFU (' + args.precision + ' peak)':28}{100 * mfu['hf']:>15.1f}%{100 * mfu[f'ours-{packings[0]}']:>15.1f}%"
+        f"{'MFU (' + peak_key + ' peak)':28}{100 * mfu['hf']:>15.1f}%{100 * mfu[f'ours-{packings[0]}']:>15.1f}%"
     )
     print(f"speedup (b)/(a): {b['tokens_per_s'] / a['tokens_per_s']:.2f}x (target >= 1.5x)")
     if c is not None:
@@ -449,7 +475,7 @@ def main() -> None:
     print(f"model FLOPs/token (train, 6N + attention at T={args.block}): {fpt / 1e6:.1f} MFLOP")
     print(
         f"measured peak matmul on {args.device}, {args.threads} thr: fp32 {peaks['fp32'] / 1e9:.1f}, "
-        f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; MFU uses the {args.precision} one"
+        f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; MFU uses the {peak_key} one"
     )
     print(f"load average: {os.getloadavg()}")
     if args.profile:

@@ -263,8 +263,10 @@ def settings_lines(cfg: QuickstartConfig, res: dict[str, Any]) -> list[str]:
         f"- LM: {cfg.n_layers or 'all'} layers, blocks {cfg.batch_size} x {cfg.block_size}, "
         f"lr {cfg.lr:g} cosine, warm init `{cfg.init}` (scale {cfg.init_scale:g}, output "
         f"`{cfg.out_init}`).",
-        f"- Precision: {train.get('warm', {}).get('precision', 'fp32')} (bf16 autocast only where "
-        "the CPU has AMX, see docs/measurements.md); calibrated "
+        f"- Precision: {train.get('warm', {}).get('precision', 'fp32')}"
+        f"{', compiled' if train.get('warm', {}).get('compile') else ''} (bf16 weights with "
+        "fp32 master weights where the CPU has AMX, else fp32; fused AdamW; compiled only when "
+        "each model trains 10 minutes or more; see docs/train.md); calibrated "
         f"{_fmt(train.get('warm', {}).get('calibrated_tokens_per_s'), '.0f')} training tokens/s.",
         "",
         "| stage | seconds |",

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from twistlm.config import to_dict
-from twistlm.hardware import bf16_is_fast, precision_name
 from twistlm.quickstart.config import QuickstartConfig, budget_steps
 
 
@@ -55,7 +54,7 @@ def train_config(
             kind="cosine", warmup_steps=max(1, decay_steps // 20), decay_steps=decay_steps
         ),
         budget=BudgetConfig(max_steps=steps, max_seconds=max_seconds),
-        runtime=RuntimeConfig(),
+        runtime=RuntimeConfig(compile=cfg.uses_compile()),
         logging=LoggingConfig(
             run_dir=str(run_dir),
             log_every=max(1, eval_every // 4),
@@ -83,35 +82,54 @@ def measure_tokens_per_s(
     steady rate. The warm-up is what the slow steps cost beyond that rate: the plan subtracts it
     from the time budget, because the training run pays it again.
     """
+    import numpy as np
     import torch
 
     from twistlm.data.packing import attention_inputs
+    from twistlm.hardware import keep_cpu_memory
     from twistlm.lm.warm_start import build_speech_lm
+    from twistlm.train.precision import BF16Shadow, fused_adamw_ok, resolve_precision
+    from twistlm.train.trainer import train_step
 
+    keep_cpu_memory()  # as the training run does (twistlm.train.prepare.setup)
     lm = build_speech_lm(cfg.text_lm, n_units, start="cold", n_layers=cfg.n_layers, seed=cfg.seed)
     model = lm.model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    ids = torch.randint(
-        lm.vocab.offset, lm.vocab.vocab_size, (cfg.batch_size, cfg.block_size), generator=gen
-    )
+    cpu = torch.device("cpu")
+    precision = resolve_precision("auto", cpu)  # what the training run will use
+    shadow = BF16Shadow(model) if precision == "bf16" else None
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused_adamw_ok(cpu))
+    fwd = shadow.module if shadow else model
+    if cfg.uses_compile():  # the compile time counts as warm-up, as in the training run
+        fwd = torch.compile(fwd)
+    rng = np.random.default_rng(cfg.seed)
+    ids = rng.integers(lm.vocab.offset, lm.vocab.vocab_size, (cfg.batch_size, cfg.block_size))
     ids[:, ::64] = lm.vocab.bos_id  # utterance starts, so the document masks cost what they will
-    extra = attention_inputs(ids, lm.vocab, "document")  # the trainer's default packing
-    fast = bf16_is_fast("cpu")
+    micro = [(ids, ids.copy())]
+
+    def inputs(x):  # the trainer's default packing
+        return attention_inputs(x, lm.vocab, "document")
+
     times: list[float] = []
     for _ in range(max_steps):
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            loss = model(input_ids=ids, labels=ids, **extra).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        float(
+            train_step(
+                shadow.module if shadow else model,
+                opt,
+                micro,
+                1e-5,
+                device=cpu,
+                autocast=precision == "bf16-autocast",
+                inputs=inputs,
+                shadow=shadow,
+            )
+        )
         times.append(time.perf_counter() - t)
         if len(times) >= 3 and abs(times[-1] - times[-2]) <= 0.15 * min(times[-2:]):
             break
     steady = sum(times[-2:]) / 2
     warmup = sum(max(0.0, t - steady) for t in times)
-    return ids.numel() / max(steady, 1e-6), warmup
+    return ids.size / max(steady, 1e-6), warmup
 
 
 def train_warm(cfg: QuickstartConfig, units: Path, out: Path) -> dict[str, Any]:
@@ -120,9 +138,14 @@ def train_warm(cfg: QuickstartConfig, units: Path, out: Path) -> dict[str, Any]:
     n_units = read_shard_metadata(units).n_units
     tok_per_s, warmup_s = measure_tokens_per_s(cfg, n_units)
     planned = cfg.planned_steps(tok_per_s, warmup_s)
-    precision = precision_name("cpu")
+    import torch
+
+    from twistlm.train.precision import resolve_precision
+
+    precision = resolve_precision("auto", torch.device("cpu"))
+    setting = precision + (", compiled" if cfg.uses_compile() else "")
     print(
-        f"measured {tok_per_s:.0f} training tokens/s ({precision}) after a {warmup_s:.0f} s "
+        f"measured {tok_per_s:.0f} training tokens/s ({setting}) after a {warmup_s:.0f} s "
         f"warm-up -> planning {planned} steps"
     )
     # the wall-clock cap is a safety net 25% above the plan; the step plan is the budget
@@ -132,6 +155,7 @@ def train_warm(cfg: QuickstartConfig, units: Path, out: Path) -> dict[str, Any]:
         "calibrated_tokens_per_s": tok_per_s,
         "calibrated_warmup_s": warmup_s,
         "precision": precision,
+        "compile": cfg.uses_compile(),
     }
 
 

@@ -139,9 +139,13 @@ class RuntimeConfig:
 
     Attributes:
         device: auto (cuda:LOCAL_RANK if available, else cpu) | cpu | cuda.
-        precision: auto (bf16 autocast on CUDA with bf16 or a CPU with AMX, else fp32) | fp32 | bf16.
+        precision: auto | fp32 | bf16 | bf16-autocast (twistlm.train.precision). ``bf16``:
+            forward and backward on a bf16 copy of the model, fp32 master weights and AdamW
+            state; ``bf16-autocast``: fp32 weights under torch.autocast; ``auto``: ``bf16``
+            on CUDA with bf16 or a CPU with AMX, else ``fp32``.
         grad_checkpointing: recompute activations in the backward pass (less memory).
-        compile: wrap the model in ``torch.compile``.
+        compile: wrap the model in ``torch.compile`` (the forward and, through AOTAutograd,
+            the backward). Costs a one-time compile (about 20 s for 6 layers on 2 CPU cores).
         threads: torch CPU threads (None = torch default).
         distributed: ddp | fsdp (fully_shard per decoder layer) when run under torchrun.
         checkpoint_format: full (rank 0 gathers the whole state: a SpeechLM dir plus
@@ -151,7 +155,7 @@ class RuntimeConfig:
     """
 
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "bf16-autocast"] = "auto"
     grad_checkpointing: bool = False
     compile: bool = False
     threads: int | None = None

@@ -64,15 +64,6 @@ def pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return torch.device(want)
 
 
-def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    p = cfg.runtime.precision
-    if p != "auto":
-        return p == "bf16"
-    from twistlm.hardware import bf16_is_fast
-
-    return bf16_is_fast(device)
-
-
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The transformer blocks (HF ``_no_split_modules``), each sharded on its own under FSDP."""
     names = set(getattr(model, "_no_split_modules", None) or [])

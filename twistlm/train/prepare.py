@@ -20,13 +20,14 @@ from twistlm.io import ErrorLog
 from twistlm.lm.model import SpeechLM
 from twistlm.train.config import TrainConfig
 from twistlm.train.data import BlockOrder, Utterances, drop_bad_units, read_units, split, val_blocks
-from twistlm.train.distributed import Dist, init_dist, pick_device, use_bf16, wrap_model
+from twistlm.train.distributed import Dist, init_dist, pick_device, wrap_model
 from twistlm.train.export import (
     latest_checkpoint,
     load_checkpoint,
     model_from_checkpoint,
     tokenizer_record,
 )
+from twistlm.train.precision import BF16Shadow, fused_adamw_ok, resolve_precision
 
 
 @dataclass
@@ -106,7 +107,7 @@ class TrainRun:
     run_dir: Path
     dist: Dist
     device: torch.device
-    bf16: bool
+    precision: str  # fp32 | bf16 | bf16-autocast (twistlm.train.precision), resolved
     fsdp: bool
     errors: ErrorLog
     lm: SpeechLM  # lm.model: the bare (possibly FSDP-sharded) model on ``device``
@@ -118,9 +119,20 @@ class TrainRun:
     shards: ShardMetadata
     total_steps: int | None
     resumed_from: Path | None = None
+    shadow: BF16Shadow | None = None  # precision bf16 without FSDP: the bf16 copy
     step: int = 0
     tokens: int = 0
     elapsed_prev: float = 0.0
+
+    @property
+    def autocast(self) -> bool:
+        """Whether forwards run under bf16 autocast."""
+        return self.precision == "bf16-autocast"
+
+    @property
+    def forward_model(self) -> torch.nn.Module:
+        """The bare model whose forward validation runs (the bf16 copy under ``bf16``)."""
+        return self.shadow.module if self.shadow is not None else self.lm.model
 
     @property
     def tokens_per_step(self) -> int:
@@ -171,6 +183,10 @@ def setup(cfg: TrainConfig) -> TrainRun:
         torch.cuda.set_device(device)
     if rt.threads:
         torch.set_num_threads(rt.threads)
+    if device.type == "cpu":
+        from twistlm.hardware import keep_cpu_memory
+
+        keep_cpu_memory()
     fsdp = dist.world > 1 and rt.distributed == "fsdp"
     errors = ErrorLog(run_dir / "errors.jsonl")
     if dist.main:
@@ -202,22 +218,25 @@ def setup(cfg: TrainConfig) -> TrainRun:
     bs = cfg.data.block_size
     order = BlockOrder(data.train.units, lm.vocab, bs, cfg.seed)
     val_ids, val_labels = val_blocks(data.val.units, lm.vocab, bs)
-    bf16 = use_bf16(cfg, device)
-    train_model = wrap_model(model, dist, fsdp, device, bf16)  # DDP/FSDP do the collectives
+    precision = resolve_precision(rt.precision, device)
+    # bf16 without FSDP: the masters stay in ``model``; the bf16 copy is made (and wrapped)
+    # after a resume has loaded the masters. Under FSDP its MixedPrecisionPolicy does it.
+    use_shadow = precision == "bf16" and not fsdp
+    train_model = None if use_shadow else wrap_model(model, dist, fsdp, device, precision == "bf16")
     o = cfg.optim
     optimizer = torch.optim.AdamW(
         param_groups(model, o.weight_decay),
         lr=o.lr,
         betas=tuple(o.betas),
         eps=o.eps,
-        fused=device.type == "cuda",
+        fused=fused_adamw_ok(device) and (device.type == "cuda" or not fsdp),
     )
     run = TrainRun(
         cfg=cfg,
         run_dir=run_dir,
         dist=dist,
         device=device,
-        bf16=bf16,
+        precision=precision,
         fsdp=fsdp,
         errors=errors,
         lm=lm,
@@ -236,6 +255,9 @@ def setup(cfg: TrainConfig) -> TrainRun:
         run.step, run.tokens, run.elapsed_prev = state["step"], state["tokens"], state["elapsed_s"]
         if dist.main:
             print(f"resumed from {resume_from} at step {run.step}")
+    if use_shadow:
+        run.shadow = BF16Shadow(model)
+        run.train_model = wrap_model(run.shadow.module, dist, False, device)
     if rt.compile:
-        run.train_model = torch.compile(train_model)
+        run.train_model = torch.compile(run.train_model)
     return run

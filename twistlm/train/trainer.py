@@ -43,6 +43,7 @@ from twistlm.train.export import (
     save_sharded_checkpoint,
 )
 from twistlm.train.metrics import MetricsLog
+from twistlm.train.precision import BF16Shadow
 from twistlm.train.prepare import TrainRun, setup
 
 
@@ -95,7 +96,7 @@ def evaluate(
     labels: np.ndarray,
     batch_size: int,
     device,
-    bf16: bool,
+    autocast: bool,
     dist: Dist,
     inputs: Callable[[torch.Tensor], dict] | None = None,
 ) -> float:
@@ -111,7 +112,7 @@ def evaluate(
         x = torch.from_numpy(ids[sel]).to(device)
         y = torch.from_numpy(labels[sel]).to(device)
         extra = inputs(x) if inputs is not None else {}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(input_ids=x, **extra).logits
         nll = _next_token_loss(logits, y, reduction="sum")
         tot += torch.stack([nll.double().cpu(), (y[:, 1:] != -100).sum().double().cpu()])
@@ -127,11 +128,12 @@ def train_step(
     lr: float,
     grad_clip: float = 0.0,
     device: torch.device | None = None,
-    bf16: bool = False,
+    autocast: bool = False,
     dist: Dist | None = None,
     no_sync: bool = False,
     inputs: Callable[[torch.Tensor], dict] | None = None,
-) -> float:
+    shadow: BF16Shadow | None = None,
+) -> torch.Tensor:
     """One optimizer step over ``micro_batches`` of (ids, labels), each (B, L) int64.
 
     Gradients of the micro-batch losses (each divided by their count) accumulate, are clipped
@@ -139,30 +141,40 @@ def train_step(
     runs through (a DDP wrapper skips its gradient all-reduce on all but the last micro-batch
     when ``no_sync``). ``inputs`` maps an id batch to extra forward arguments (the document
     masks and positions of :func:`twistlm.data.packing.attention_inputs`; None: ids only).
-    Returns the loss averaged over micro-batches and ranks.
+    ``autocast``: run the forward under bf16 autocast. ``shadow``: precision ``bf16`` (see
+    :mod:`twistlm.train.precision`): ``model`` runs the bf16 copy, ``optimizer`` holds the fp32
+    masters; gradients go to the masters before clipping and the step, weights come back after.
+
+    Returns the loss averaged over micro-batches and ranks, as a 0-d fp64 tensor on ``device``:
+    nothing waits for the device here; ``float()`` it where the number is needed.
     """
     device = device or torch.device("cpu")
     dist = dist or Dist()
     n = len(micro_batches)
     for g in optimizer.param_groups:
         g["lr"] = lr
-    loss_sum = torch.zeros((), dtype=torch.float64)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     for micro, (ids, labels) in enumerate(micro_batches):
         x = torch.from_numpy(ids).to(device)
         y = torch.from_numpy(labels).to(device)
         extra = inputs(x) if inputs is not None else {}
         skip_sync = no_sync and micro < n - 1 and hasattr(model, "no_sync")
         with model.no_sync() if skip_sync else contextlib.nullcontext():
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = model(input_ids=x, **extra).logits
             loss = _next_token_loss(logits, y)
             (loss / n).backward()
-        loss_sum += loss.detach().double().cpu()
+        loss_sum += loss.detach().double()
+    if shadow is not None:
+        shadow.pull_grads()
+    params = shadow.master.parameters() if shadow is not None else model.parameters()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(all_reduce_sum((loss_sum / n).to(device), dist).cpu()) / dist.world
+    if shadow is not None:
+        shadow.push_weights()
+    return all_reduce_sum(loss_sum / n, dist) / dist.world
 
 
 def _stop_reason(run: TrainRun, elapsed: float) -> str | None:
@@ -179,12 +191,12 @@ def _stop_reason(run: TrainRun, elapsed: float) -> str | None:
 
 def _validate(run: TrainRun) -> float:
     return evaluate(
-        run.lm.model,
+        run.forward_model,
         run.val_ids,
         run.val_labels,
         run.cfg.optim.batch_size,
         run.device,
-        run.bf16,
+        run.autocast,
         run.dist,
         inputs=run.model_inputs,
     )
@@ -225,24 +237,24 @@ def train(cfg: TrainConfig) -> TrainResult:
     t_log, tok_log = time.perf_counter(), run.tokens
     while (stopped_by := _stop_reason(run, elapsed())) is None:
         lr = lr_at(run.step, cfg, run.total_steps)
-        loss = train_step(
+        loss_t = train_step(
             run.train_model,
             run.optimizer,
             run.micro_batches(run.step),
             lr,
             grad_clip=cfg.optim.grad_clip,
             device=run.device,
-            bf16=run.bf16,
+            autocast=run.autocast,
             dist=dist,
             no_sync=dist.world > 1 and not run.fsdp,
             inputs=run.model_inputs,
+            shadow=run.shadow,
         )
         run.step += 1
         run.tokens += run.tokens_per_step
         step = run.step
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
         last = (run.total_steps is not None and step >= run.total_steps) or (
             cfg.budget.max_seconds is not None and elapsed() >= cfg.budget.max_seconds
         )
@@ -250,6 +262,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             last or step in snapshots or (log_cfg.eval_every and step % log_cfg.eval_every == 0)
         )
         if step % log_cfg.log_every == 0 or do_eval or last:
+            loss = float(loss_t)  # the only host sync of a step that logs; none otherwise
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
             now = time.perf_counter()
             rec = {
                 "step": step,
