@@ -158,3 +158,20 @@ def test_compiled_training_follows_the_eager_loss_curve(setup, tmp_path):
     assert len(a) == len(b) == 8
     assert a[-1] < a[0] - 0.05, a
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-3, (a, b)
+
+
+def test_eval_with_bf16_loads_bf16_weights_from_a_dir_only(tiny_speech_lm, tmp_path):
+    """`twistlm eval --bf16` scores with bf16 weights (no per-forward weight casts) when it
+    loads the model itself; a model passed in memory keeps its dtype."""
+    from twistlm.eval.run import EvalConfig, load_eval_model
+
+    lm = tiny_speech_lm(20)
+    lm.save_pretrained(tmp_path / "lm")
+    loaded = load_eval_model(tmp_path / "lm", EvalConfig(autocast=True))
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+    assert next(load_eval_model(tmp_path / "lm", EvalConfig()).model.parameters()).dtype == (
+        torch.float32
+    )
+    assert next(load_eval_model(lm, EvalConfig(autocast=True)).model.parameters()).dtype == (
+        torch.float32
+    )
